@@ -1,0 +1,263 @@
+"""Read SARDet-100K COCO annotations, validate them and apply the global filters.
+
+Structural corruption (unreadable JSON, missing keys, wrong types, duplicated image ids) is an
+`InputError` naming the file and record. Data-quality problems are counted skips: each rule
+below removes boxes or images, and the filter report says how many and gives examples.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .geometry import Box, coco_to_box
+from .io import InputError, read_json
+
+log = logging.getLogger(__name__)
+
+CATEGORIES = ("ship", "aircraft", "car", "tank", "bridge", "harbor")
+
+# Skip rules, in the order they are applied; the filter report keeps this order.
+SKIP_RULES = {
+    "unknown_image": "annotation refers to an image id that is not in 'images' (annotation dropped)",
+    "unknown_category": "annotation has a category id that is not in 'categories' (annotation dropped)",
+    "excluded_category": "category is not one of the configured categories (annotation dropped)",
+    "malformed_bbox": "bbox is not four finite numbers (annotation dropped)",
+    "degenerate_bbox": "bbox has non-positive width or height, or rounds to under one pixel (dropped)",
+    "outside_image": "bbox extends beyond the image by more than the tolerance (§3.2(2); dropped)",
+    "duplicate_annotation": "same image, category and box as an earlier annotation (dropped)",
+    "missing_image_file": "image file not found under JPEGImages/ (image and its boxes dropped)",
+    "empty_image": "image has no usable box left (image dropped)",
+}
+_BBOX_REASON_RULE = {
+    "malformed bbox": "malformed_bbox",
+    "non-positive width or height": "degenerate_bbox",
+    "smaller than one pixel": "degenerate_bbox",
+    "outside the image": "outside_image",
+}
+EXAMPLES_PER_RULE = 5
+
+
+@dataclass(slots=True)
+class Instance:
+    ann_id: int
+    category: str
+    box: Box
+
+
+@dataclass(slots=True)
+class Image:
+    image_id: int
+    split: str
+    path: str
+    width: int
+    height: int
+    instances: list[Instance] = field(default_factory=list)
+
+
+@dataclass
+class FilterReport:
+    split: str
+    source: str
+    images_in: int = 0
+    boxes_in: int = 0
+    images_out: int = 0
+    boxes_out: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    examples: dict = field(default_factory=dict)
+
+    def skip(self, rule: str, record: str, count: int = 1) -> None:
+        self.skipped[rule] += count
+        examples = self.examples.setdefault(rule, [])
+        if len(examples) < EXAMPLES_PER_RULE:
+            examples.append(record)
+
+    def as_dict(self) -> dict:
+        return {
+            "split": self.split,
+            "source": self.source,
+            "images_in": self.images_in,
+            "boxes_in": self.boxes_in,
+            "images_out": self.images_out,
+            "boxes_out": self.boxes_out,
+            "rules": [
+                {"rule": rule, "meaning": meaning, "removed": self.skipped.get(rule, 0),
+                 "examples": self.examples.get(rule, [])}
+                for rule, meaning in SKIP_RULES.items()
+            ],
+        }
+
+
+def _require(path, container: dict, key: str, kind: type | tuple, record: str | None = None):
+    if key not in container:
+        raise InputError(path, f"missing key '{key}'", record)
+    value = container[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise InputError(path, f"'{key}' has type {type(value).__name__}", record)
+    return value
+
+
+def _image_dirs(root: Path, split: str) -> tuple[Path, Path]:
+    return root / "JPEGImages" / split, root / "JPEGImages"
+
+
+def load_split(
+    root: str | os.PathLike,
+    split: str,
+    categories: tuple[str, ...] = CATEGORIES,
+    bbox_tolerance: float = 1.0,
+    check_image_files: bool = True,
+) -> tuple[list[Image], FilterReport]:
+    """Load `Annotations/<split>.json` below `root`; return usable images and the report.
+
+    Images keep their COCO order sorted by id and instances their annotation id order, so the
+    output is independent of how the source file happens to be ordered.
+    """
+    root = Path(root)
+    path = root / "Annotations" / f"{split}.json"
+    if not path.is_file():
+        raise InputError(path, "annotation file not found (expected the SARDet-100K layout "
+                               "Annotations/{train,val,test}.json)")
+    coco = read_json(path)
+    if not isinstance(coco, dict):
+        raise InputError(path, "top level is not a JSON object")
+    raw_images = _require(path, coco, "images", list)
+    raw_anns = _require(path, coco, "annotations", list)
+    raw_cats = _require(path, coco, "categories", list)
+    report = FilterReport(split=split, source=str(path), images_in=len(raw_images), boxes_in=len(raw_anns))
+
+    category_names: dict[int, str] = {}
+    for i, cat in enumerate(raw_cats):
+        record = f"categories[{i}]"
+        if not isinstance(cat, dict):
+            raise InputError(path, "category is not an object", record)
+        cat_id = _require(path, cat, "id", int, record)
+        name = _require(path, cat, "name", str, record).strip().lower()
+        category_names[cat_id] = name
+    wanted = set(categories)
+
+    images: dict[int, Image] = {}
+    primary_dir, flat_dir = _image_dirs(root, split)
+    for i, img in enumerate(raw_images):
+        record = f"images[{i}]"
+        if not isinstance(img, dict):
+            raise InputError(path, "image is not an object", record)
+        image_id = _require(path, img, "id", int, record)
+        record = f"images[{i}] (id {image_id})"
+        file_name = _require(path, img, "file_name", str, record)
+        width = _require(path, img, "width", int, record)
+        height = _require(path, img, "height", int, record)
+        if width <= 0 or height <= 0:
+            raise InputError(path, f"image size {width}x{height} is not positive", record)
+        if image_id in images:
+            raise InputError(path, "duplicated image id", record)
+        images[image_id] = Image(image_id, split, file_name, width, height)
+
+    seen: set[tuple] = set()
+    for i, ann in enumerate(raw_anns):
+        record = f"annotations[{i}]"
+        if not isinstance(ann, dict):
+            raise InputError(path, "annotation is not an object", record)
+        ann_id = _require(path, ann, "id", int, record)
+        record = f"annotations[{i}] (id {ann_id})"
+        image_id = _require(path, ann, "image_id", int, record)
+        cat_id = _require(path, ann, "category_id", int, record)
+        image = images.get(image_id)
+        if image is None:
+            report.skip("unknown_image", record)
+            continue
+        name = category_names.get(cat_id)
+        if name is None:
+            report.skip("unknown_category", record)
+            continue
+        if name not in wanted:
+            report.skip("excluded_category", record)
+            continue
+        bbox = ann.get("bbox")
+        box = coco_to_box(bbox, image.width, image.height, bbox_tolerance) if isinstance(bbox, list) else "malformed bbox"
+        if isinstance(box, str):
+            report.skip(_BBOX_REASON_RULE[box], record)
+            continue
+        key = (image_id, name, box)
+        if key in seen:
+            report.skip("duplicate_annotation", record)
+            continue
+        seen.add(key)
+        image.instances.append(Instance(ann_id, name, box))
+
+    kept: list[Image] = []
+    for image_id in sorted(images):
+        image = images[image_id]
+        record = f"image id {image_id} ({image.path})"
+        if check_image_files:
+            candidate = primary_dir / image.path
+            if not candidate.is_file():
+                candidate = flat_dir / image.path
+                if not candidate.is_file():
+                    report.skip("missing_image_file", record)
+                    continue
+            image.path = str(candidate)
+        else:
+            image.path = str(primary_dir / image.path)
+        if not image.instances:
+            report.skip("empty_image", record)
+            continue
+        image.instances.sort(key=lambda inst: inst.ann_id)
+        kept.append(image)
+
+    report.images_out = len(kept)
+    report.boxes_out = sum(len(im.instances) for im in kept)
+    for rule, count in report.skipped.items():
+        log.warning("%s: %d skipped by rule '%s' (%s)", path, count, rule, SKIP_RULES[rule])
+    return kept, report
+
+
+# The flat box table: one row per kept box, sorted by (image_id, ann_id).
+BOX_SCHEMA = pa.schema([
+    ("split", pa.string()), ("image_id", pa.int64()), ("path", pa.string()),
+    ("width", pa.int32()), ("height", pa.int32()), ("ann_id", pa.int64()),
+    ("category", pa.string()), ("x1", pa.int32()), ("y1", pa.int32()), ("x2", pa.int32()), ("y2", pa.int32()),
+])
+
+
+def images_to_table(images: list[Image]) -> pa.Table:
+    columns: dict[str, list] = {name: [] for name in BOX_SCHEMA.names}
+    for im in images:
+        for inst in im.instances:
+            columns["split"].append(im.split)
+            columns["image_id"].append(im.image_id)
+            columns["path"].append(im.path)
+            columns["width"].append(im.width)
+            columns["height"].append(im.height)
+            columns["ann_id"].append(inst.ann_id)
+            columns["category"].append(inst.category)
+            for name, value in zip(("x1", "y1", "x2", "y2"), inst.box):
+                columns[name].append(value)
+    return pa.table(columns, schema=BOX_SCHEMA)
+
+
+def write_boxes(path: str | os.PathLike, images: list[Image]) -> None:
+    from .io import atomic_output
+
+    with atomic_output(path) as out:
+        pq.write_table(images_to_table(images), out, compression="zstd")
+
+
+def read_boxes(paths: list[str | os.PathLike]) -> list[Image]:
+    """Rebuild images from one or more box tables (several splits concatenate)."""
+    images: list[Image] = []
+    for path in paths:
+        cols = pq.read_table(path, schema=BOX_SCHEMA).to_pydict()
+        current: Image | None = None
+        for split, image_id, img_path, w, h, ann_id, cat, x1, y1, x2, y2 in zip(*(cols[n] for n in BOX_SCHEMA.names)):
+            if current is None or current.image_id != image_id or current.split != split:
+                current = Image(image_id, split, img_path, w, h)
+                images.append(current)
+            current.instances.append(Instance(ann_id, cat, (x1, y1, x2, y2)))
+    return images

@@ -1,0 +1,186 @@
+"""Command-line entry points; each Snakemake rule calls one of them.
+
+    python -m sarchat_bench --help
+    python -m sarchat_bench <command> --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .io import InputError, write_json
+
+log = logging.getLogger("sarchat_bench")
+
+
+def _json(text: str):
+    try:
+        return json.loads(text) if text else {}
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: expected KEY=PATH, got {item!r}")
+        out[key] = value
+    return out
+
+
+def cmd_demo_data(args) -> None:
+    from .demo_data import generate
+
+    summary = generate(args.root, seed=args.seed, images_per_split=args.images, flat=args.flat)
+    for split, (n_images, n_boxes) in summary.items():
+        log.info("demo %s: %d images, %d boxes", split, n_images, n_boxes)
+
+
+def cmd_download(args) -> None:
+    from .download import fetch
+
+    log.info("dataset placed at %s", fetch(args.settings, args.target, args.work))
+
+
+def cmd_annotations(args) -> None:
+    from .annotations import load_split, write_boxes
+
+    images, report = load_split(args.root, args.split, categories=tuple(args.categories),
+                                bbox_tolerance=args.bbox_tolerance, check_image_files=not args.no_check_images)
+    write_boxes(args.out_table, images)
+    write_json(args.out_report, report.as_dict())
+    log.info("%s: kept %d of %d images and %d of %d boxes", args.split, report.images_out, report.images_in,
+             report.boxes_out, report.boxes_in)
+
+
+def _build(args, builder, name) -> None:
+    settings = args.settings
+    from .annotations import CATEGORIES
+
+    summary = builder(name, args.tables, args.out, seed=args.seed, settings=settings.get("task", {}),
+                      categories=tuple(settings.get("categories") or CATEGORIES))
+    if summary["records"] == 0:
+        log.warning("%s: no records (is the input empty, or do all images fall in the other variant?)", args.out)
+
+
+def cmd_train_task(args) -> None:
+    from .build import build_train_task
+
+    _build(args, build_train_task, args.task)
+
+
+def cmd_test_cell(args) -> None:
+    from .build import build_test_cell
+
+    _build(args, build_test_cell, args.cell)
+
+
+def cmd_mix(args) -> None:
+    from .build import concatenate
+
+    concatenate(args.parts, args.out)
+    log.info("training mix %s from %d task files", args.out, len(args.parts))
+
+
+def cmd_validate(args) -> None:
+    from .io import iter_jsonl
+    from .validate import check_records
+
+    results = {}
+    for path in args.files:
+        results[path] = check_records(iter_jsonl(path), args.describe)
+        log.info("%s: %d records, %d problems", path, results[path]["records"], results[path]["invalid"])
+    write_json(args.out, results)
+    bad = {p: r for p, r in results.items() if r["invalid"]}
+    if bad:
+        for path, r in bad.items():
+            for example in r["examples"][:5]:
+                log.error("%s: %s", path, example)
+        raise SystemExit(f"error: {sum(r['invalid'] for r in bad.values())} invalid records (see {args.out})")
+
+
+def cmd_stats(args) -> None:
+    from .stats import build_all
+
+    build_all(args.out_dir, args.train_tables, args.test_tables, _pairs(args.train_files), _pairs(args.test_files),
+              args.reports)
+    log.info("statistics written to %s", args.out_dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sarchat_bench", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def add(name, func, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("demo-data", cmd_demo_data, "generate the synthetic SAR-like demo dataset (SARDet-100K layout)")
+    p.add_argument("--root", required=True, help="output folder (gets Annotations/ and JPEGImages/)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--images", type=_json, default={}, help='images per split, e.g. \'{"train": 48}\'')
+    p.add_argument("--flat", action="store_true", help="store images as JPEGImages/<file> (no split folder)")
+
+    p = add("download", cmd_download, "fetch SARDet-100K (hub snapshot, URL or local archive) into --target")
+    p.add_argument("--settings", type=_json, required=True, help="the config's download section as JSON")
+    p.add_argument("--target", required=True, help="where the dataset is placed")
+    p.add_argument("--work", required=True, help="scratch folder for partial downloads and extraction")
+
+    p = add("annotations", cmd_annotations, "validate and filter one split's COCO annotations")
+    p.add_argument("--root", required=True, help="SARDet-100K root (holds Annotations/ and JPEGImages/)")
+    p.add_argument("--split", required=True)
+    p.add_argument("--out-table", required=True, help="box table (parquet)")
+    p.add_argument("--out-report", required=True, help="filter report (JSON)")
+    p.add_argument("--categories", nargs="+", default=["ship", "aircraft", "car", "tank", "bridge", "harbor"])
+    p.add_argument("--bbox-tolerance", type=float, default=1.0, help="pixels a box may overhang the image")
+    p.add_argument("--no-check-images", action="store_true", help="do not require the image files to exist")
+
+    for name, func, key, text in (("train-task", cmd_train_task, "--task", "one task's training records"),
+                                  ("test-cell", cmd_test_cell, "--cell", "one of the nine test files")):
+        p = add(name, func, f"generate {text}")
+        p.add_argument(key, required=True)
+        p.add_argument("--tables", nargs="+", required=True, help="box tables of the splits to use")
+        p.add_argument("--out", required=True)
+        p.add_argument("--seed", type=int, required=True, help="seed of the template choices")
+        p.add_argument("--settings", type=_json, default={}, help='{"task": {...}, "categories": [...]}')
+
+    p = add("mix", cmd_mix, "concatenate the per-task training files into the training mix")
+    p.add_argument("--out", required=True)
+    p.add_argument("parts", nargs="+")
+
+    p = add("validate", cmd_validate, "check every record against the geometry rules; fail on any problem")
+    p.add_argument("--out", required=True, help="validation report (JSON)")
+    p.add_argument("--describe", type=_json, default={}, help="the description filter settings")
+    p.add_argument("files", nargs="+")
+
+    p = add("stats", cmd_stats, "dataset statistics (Tables 1, 2, 4, 5), filter report and figures")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--train-tables", nargs="+", required=True)
+    p.add_argument("--test-tables", nargs="+", required=True)
+    p.add_argument("--train-files", nargs="+", required=True, metavar="TASK=PATH")
+    p.add_argument("--test-files", nargs="+", required=True, metavar="CELL=PATH")
+    p.add_argument("--reports", nargs="+", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        args.func(args)
+    except InputError as err:
+        log.error("%s", err)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,93 @@
+"""Atomic file output and JSON Lines helpers.
+
+Every file the workflow writes goes through `atomic_output`: the content is written to a
+temporary file beside the target and renamed into place only once it is complete, so a job
+killed half-way never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+import orjson
+
+
+class InputError(ValueError):
+    """Bad input data: the message names the file, the record and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, record: str | None = None):
+        self.path = str(path)
+        self.record = record
+        self.reason = reason
+        where = f"{self.path}" + (f", record {record}" if record is not None else "")
+        super().__init__(f"{where}: {reason}")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file next to `path`; rename it over `path` only on success."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def dumps(obj) -> bytes:
+    """Canonical JSON bytes: sorted keys, so equal objects give equal bytes."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    with atomic_output(path) as out:
+        out.write(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+        out.write(b"\n")
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
+    """Write records as JSON Lines atomically; returns the number written."""
+    count = 0
+    with atomic_output(path) as out:
+        for record in records:
+            out.write(orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
+            out.write(b"\n")
+            count += 1
+    return count
+
+
+def read_json(path: str | os.PathLike):
+    try:
+        return orjson.loads(Path(path).read_bytes())
+    except orjson.JSONDecodeError as err:
+        raise InputError(path, f"not valid JSON ({err})") from None
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
+    """Yield the records of a JSON Lines file; a malformed line is an InputError naming it."""
+    with open(path, "rb") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as err:
+                raise InputError(path, f"malformed JSON ({err})", record=f"line {line_no}") from None
+            if not isinstance(record, dict):
+                raise InputError(path, "a JSON object was expected", record=f"line {line_no}")
+            yield record
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    return list(iter_jsonl(path))

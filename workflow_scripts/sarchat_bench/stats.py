@@ -1,0 +1,170 @@
+"""Dataset statistics beside the paper's printed numbers: Tables 1, 2, 4 and 5, the filter
+report, and figures of the category and task distributions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import yaml  # noqa: E402
+
+from .annotations import CATEGORIES  # noqa: E402
+from .geometry import SHAPE_TALL_ABOVE, SHAPE_WIDE_MAX  # noqa: E402
+from .io import atomic_output, read_json  # noqa: E402
+from .tasks import TASKS  # noqa: E402
+
+PAPER = yaml.safe_load((Path(__file__).parent / "reference" / "paper_tables.yaml").read_text())
+ROLES = ("train", "test")
+
+
+def load_boxes(paths: list) -> pd.DataFrame:
+    df = pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
+    df["ar"] = (df.y2 - df.y1) / (df.x2 - df.x1)
+    return df
+
+
+def table1(boxes: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    rows = []
+    for cat in CATEGORIES:
+        row = {"category": cat}
+        for role in ROLES:
+            counts = boxes[role].category.value_counts()
+            n, total = int(counts.get(cat, 0)), max(len(boxes[role]), 1)
+            paper = PAPER["table1_categories"][role][cat]
+            paper_total = sum(PAPER["table1_categories"][role].values())
+            row.update({f"{role}_boxes": n, f"{role}_pct": round(100 * n / total, 2),
+                        f"{role}_paper": paper, f"{role}_paper_pct": round(100 * paper / paper_total, 2)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table2(boxes: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    rows = []
+    for metric, fn in (("mean", "mean"), ("median", "median"), ("sd", "std")):
+        row = {"metric": metric}
+        for role in ROLES:
+            row[role] = round(float(getattr(boxes[role].ar, fn)()), 3) if len(boxes[role]) else None
+            row[f"{role}_paper"] = PAPER["table2_aspect_ratio"][role][metric]
+        row["diff_rate_pct"] = (round(100 * (row["test"] - row["train"]) / row["train"], 2)
+                                if row["train"] and row["test"] is not None else None)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table4(boxes: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    rows = []
+    for cat in CATEGORIES:
+        for role in ROLES:
+            ar = boxes[role].loc[boxes[role].category == cat, "ar"]
+            paper = PAPER["table4_aspect_ratio_by_category"][role][cat]
+            n = len(ar)
+            bins = [(ar <= SHAPE_WIDE_MAX).sum(), ((ar > SHAPE_WIDE_MAX) & (ar <= SHAPE_TALL_ABOVE)).sum(),
+                    (ar > SHAPE_TALL_ABOVE).sum()]
+            rows.append({
+                "category": cat, "set": role, "total": n,
+                "mean_ar": round(float(ar.mean()), 3) if n else None,
+                "median_ar": round(float(ar.median()), 3) if n else None,
+                "sd_ar": round(float(ar.std()), 3) if n > 1 else None,
+                "pct_ar_le_0.67": round(100 * bins[0] / n, 2) if n else None,
+                "pct_ar_0.67_1.5": round(100 * bins[1] / n, 2) if n else None,
+                "pct_ar_gt_1.5": round(100 * bins[2] / n, 2) if n else None,
+                "paper_total": paper["total"], "paper_mean_ar": paper["mean"], "paper_bins": paper["bins"],
+            })
+    return pd.DataFrame(rows)
+
+
+def count_lines(path) -> int:
+    with open(path, "rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(16 << 20), b""))
+
+
+def table5(train_files: dict[str, str], test_files: dict[str, str]) -> pd.DataFrame:
+    """Samples per task; test cells are summed per task."""
+    from .tasks import CELLS
+
+    counts = {"train": {t: count_lines(p) for t, p in train_files.items()}, "test": dict.fromkeys(TASKS, 0)}
+    for cell, path in test_files.items():
+        counts["test"][CELLS[cell][0]] += count_lines(path)
+    rows = []
+    for task in TASKS:
+        row = {"task": task}
+        for role in ROLES:
+            total = max(sum(counts[role].values()), 1)
+            paper = PAPER["table5_tasks"][role][task]
+            row.update({role: counts[role].get(task, 0), f"{role}_pct": round(100 * counts[role].get(task, 0) / total, 2),
+                        f"{role}_paper": paper,
+                        f"{role}_paper_pct": round(100 * paper / sum(PAPER["table5_tasks"][role].values()), 2)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def filter_report(report_paths: list) -> pd.DataFrame:
+    rows = []
+    for path in report_paths:
+        rep = read_json(path)
+        rows.append({"split": rep["split"], "rule": "(input)", "removed": 0,
+                     "images": rep["images_in"], "boxes": rep["boxes_in"], "meaning": rep["source"], "examples": ""})
+        for rule in rep["rules"]:
+            rows.append({"split": rep["split"], "rule": rule["rule"], "removed": rule["removed"], "images": None,
+                         "boxes": None, "meaning": rule["meaning"], "examples": "; ".join(rule["examples"])})
+        rows.append({"split": rep["split"], "rule": "(kept)", "removed": 0, "images": rep["images_out"],
+                     "boxes": rep["boxes_out"], "meaning": "", "examples": ""})
+    return pd.DataFrame(rows)
+
+
+def _bar(ax, labels, series: dict, title, ylabel):
+    width = 0.8 / len(series)
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar([x + i * width for x in range(len(labels))], values, width, label=name)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(labels))], labels, rotation=20)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+
+
+def save_figure(fig, path) -> None:
+    with atomic_output(path) as out:
+        fig.savefig(out, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def category_figure(t1: pd.DataFrame, path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    _bar(ax, list(t1.category), {"train (this build)": t1.train_pct, "test (this build)": t1.test_pct,
+                                 "train (paper)": t1.train_paper_pct, "test (paper)": t1.test_paper_pct},
+         "Category distribution of boxes (Table 1)", "% of boxes")
+    save_figure(fig, path)
+
+
+def task_figure(t5: pd.DataFrame, path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    _bar(ax, list(t5.task), {"train (this build)": t5.train_pct, "test (this build)": t5.test_pct,
+                             "train (paper)": t5.train_paper_pct, "test (paper)": t5.test_paper_pct},
+         "Task distribution of samples (Table 5)", "% of samples")
+    save_figure(fig, path)
+
+
+def write_table(df: pd.DataFrame, stem: str | os.PathLike) -> None:
+    with atomic_output(f"{stem}.csv", "w") as out:
+        df.to_csv(out, index=False)
+    with atomic_output(f"{stem}.md", "w") as out:
+        out.write(df.to_markdown(index=False) + "\n")
+
+
+def build_all(out_dir, train_tables, test_tables, train_files: dict, test_files: dict, reports: list) -> None:
+    out_dir = Path(out_dir)
+    boxes = {"train": load_boxes(train_tables), "test": load_boxes(test_tables)}
+    t1, t5 = table1(boxes), table5(train_files, test_files)
+    write_table(t1, out_dir / "table1_categories")
+    write_table(table2(boxes), out_dir / "table2_aspect_ratio")
+    write_table(table4(boxes), out_dir / "table4_aspect_ratio_by_category")
+    write_table(t5, out_dir / "table5_tasks")
+    write_table(filter_report(reports), out_dir / "filter_report")
+    category_figure(t1, out_dir / "categories.png")
+    task_figure(t5, out_dir / "tasks.png")

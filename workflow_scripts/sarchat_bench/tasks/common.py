@@ -1,0 +1,89 @@
+"""What every task generator shares: the context, the record layout and word helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+from ..geometry import format_box
+
+# Irregular plurals; the rest take an "s". "aircraft" is its own plural.
+_PLURALS = {"aircraft": "aircraft"}
+TAGS = {"count": "[count] ", "grounding": "[grounding] ", "identify": "[identify] ", "refer": "[refer] "}
+
+
+def plural(category: str) -> str:
+    return _PLURALS.get(category, category + "s")
+
+
+def with_article(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def join_words(words: list[str]) -> str:
+    """"ship", "ship and tank", "aircraft, ship and tank"."""
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def derive_seed(seed: int, *parts: str) -> int:
+    """A stable per-stream seed (Python's hash() is salted per process, so not usable)."""
+    digest = hashlib.sha256(":".join([str(seed), *parts]).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+@dataclass
+class Context:
+    """Per-job state: templates, settings, the RNG for template choice, and skip counters."""
+
+    templates: dict
+    seed: int
+    stream: str
+    categories: tuple[str, ...]
+    settings: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(derive_seed(self.seed, self.stream))
+
+    def choice(self, options):
+        return options[self.rng.randrange(len(options))]
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+def record(rid: str, task: str, cell: str, question: str, answer: str, image, truth: dict) -> dict:
+    """One ms-swift record plus our metadata. Ground truth lives in `truth` (never `objects`,
+    which ms-swift would treat as grounding data and rescale)."""
+    truth["width"] = image.width
+    truth["height"] = image.height
+    return {
+        "id": rid,
+        "task": task,
+        "cell": cell,
+        "messages": [
+            {"role": "user", "content": "<image>" + question},
+            {"role": "assistant", "content": answer},
+        ],
+        "images": [image.path],
+        "truth": truth,
+    }
+
+
+def boxes_text(boxes) -> str:
+    return "".join(format_box(b) for b in boxes)
+
+
+def image_key(image) -> str:
+    return f"{image.split}-{image.image_id}"
+
+
+def group_by_category(image) -> dict[str, list]:
+    """Instances per category, categories in order of first appearance."""
+    groups: dict[str, list] = {}
+    for inst in image.instances:
+        groups.setdefault(inst.category, []).append(inst)
+    return groups

@@ -1,0 +1,53 @@
+"""Task 2, fine-grained description (§3.2(2)) with its quality filters.
+
+Images smaller than `min_image_side` on either side are not described; targets whose area
+ratio is below `min_area_ratio` or whose aspect ratio exceeds `max_aspect_ratio`:1 either way
+are left out of the description. An image with no target left yields no sample (counted).
+"""
+
+from __future__ import annotations
+
+from ..geometry import area_ratio, aspect_ratio, describe_size, grid_position
+from .common import Context, image_key, record
+
+DEFAULTS = {"min_image_side": 224, "min_area_ratio": 0.01, "max_aspect_ratio": 10.0}
+
+
+def describable(image, settings: dict) -> list:
+    """The targets §3.2(2) keeps for the description of `image` (empty if the image is too small)."""
+    if min(image.width, image.height) < settings["min_image_side"]:
+        return []
+    max_ar = settings["max_aspect_ratio"]
+    kept = []
+    for inst in image.instances:
+        ar = aspect_ratio(inst.box)
+        if area_ratio(inst.box, image.width, image.height) < settings["min_area_ratio"]:
+            continue
+        if ar > max_ar or ar < 1.0 / max_ar:
+            continue
+        kept.append(inst)
+    return kept
+
+
+def generate(images, ctx: Context, variant=None):
+    settings = {**DEFAULTS, **ctx.settings}
+    t = ctx.templates["describe"]
+    for image in images:
+        if min(image.width, image.height) < settings["min_image_side"]:
+            ctx.skip("image_below_min_side")
+            continue
+        targets = describable(image, settings)
+        if not targets:
+            ctx.skip("no_target_passes_filters")
+            continue
+        phrases, truth_targets = [], []
+        for i, inst in enumerate(targets):
+            size = describe_size(area_ratio(inst.box, image.width, image.height))
+            position = grid_position(inst.box, image.width, image.height)
+            template = ctx.choice(t["first"] if i == 0 else t["more"])
+            phrases.append(template.format(size=size, category=inst.category, position=position))
+            truth_targets.append({"category": inst.category, "position": position, "size": size,
+                                  "box": list(inst.box)})
+        answer = t["intro"] + ". ".join(phrases) + "."
+        yield record(f"describe-{image_key(image)}", "describe", "describe", ctx.choice(t["questions"]),
+                     answer, image, {"targets": truth_targets})
