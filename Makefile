@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` and `make test`. Both set up what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed-$(shell cksum < envs/requirements.txt | cut -d' ' -f1)
+RUN := PATH="$(BIN):$$PATH"
+CORES ?= all
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): envs/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -r envs/requirements.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: setup  ## the whole chain on the generated demo dataset
+	$(RUN) snakemake --cores $(CORES)
+
+test: setup  ## the test suite (unit tests, then real Snakemake/ms-swift runs)
+	$(RUN) python -m pytest
+
+lint: setup
+	$(RUN) snakemake --lint
+
+bench: setup  ## speed/memory benchmarks (see benchmarks/README.md)
+	$(RUN) python benchmarks/bench_build.py
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,31 @@
+# SARChat-Bench: SARDet-100K -> SARChat-2M -> LoRA fine-tuning -> inference -> Table 3.
+# Run `snakemake --cores all` for the demo, `snakemake --profile slurm <target>` on a cluster.
+# Targets: build_dataset (see README "Targets" for the full list).
+
+from snakemake.utils import min_version, validate
+
+# 9.20 fixed runtime units in profiles (notes/snakemake-slurm.md).
+min_version("9.20")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow_scripts/sarchat_bench/schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/dataset.smk"
+
+
+localrules:
+    all,
+    build_dataset,
+    demo_dataset,
+    train_mix,
+
+
+rule all:
+    default_target: True
+    input:
+        DATASET_OUTPUTS,
