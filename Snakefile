@@ -1,6 +1,6 @@
 # SARChat-Bench: SARDet-100K -> SARChat-2M -> LoRA fine-tuning -> inference -> Table 3.
 # Run `snakemake --cores all` for the demo, `snakemake --profile slurm <target>` on a cluster.
-# Targets: build_dataset (see README "Targets" for the full list).
+# Targets: build_dataset, validate_dataset (see README "Targets" for the full list).
 
 from snakemake.utils import min_version, validate
 
@@ -21,6 +21,7 @@ include: "rules/dataset.smk"
 localrules:
     all,
     build_dataset,
+    validate_dataset,
     demo_dataset,
     train_mix,
 
@@ -29,3 +30,4 @@ rule all:
     default_target: True
     input:
         DATASET_OUTPUTS,
+        VALIDATION,

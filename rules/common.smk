@@ -31,8 +31,7 @@ wildcard_constraints:
     split="[A-Za-z0-9_]+",
     task="|".join(TASKS),
     cell="|".join(CELLS),
-    name="|".join(list(TASKS) + list(CELLS)),
-    kind="train|test",
+    shard=r"\d+-of-\d+",
 
 
 def sardet_root():
@@ -51,13 +50,20 @@ def build_settings(task):
     return json.dumps({"task": TASK_SETTINGS.get(task, {}), "categories": DATASET["categories"]}, sort_keys=True)
 
 
-TRAIN_FILES = {task: f"{SARCHAT}/train/{task}.jsonl" for task in TASKS}
+def train_shards(task):
+    n = DATASET.get("train_shards", {}).get(task, 1)
+    return [f"{i}-of-{n}" for i in range(1, n + 1)]
+
+
+# Training records are written in shards (contiguous parts of the images, in order) so that
+# the large tasks spread over cores or nodes; the mix concatenates them.
+TRAIN_FILES = {task: [f"{SARCHAT}/train/{task}.{shard}.jsonl" for shard in train_shards(task)] for task in TASKS}
 TEST_FILES = {cell: f"{SARCHAT}/test/{cell}.jsonl" for cell in CELLS}
 STATS_DIR = f"{SARCHAT}/stats"
 STATS_TABLES = ["table1_categories", "table2_aspect_ratio", "table4_aspect_ratio_by_category", "table5_tasks",
                 "filter_report"]
 STATS_OUTPUTS = [f"{STATS_DIR}/{t}.{ext}" for t in STATS_TABLES for ext in ("csv", "md")] + [
     f"{STATS_DIR}/categories.png", f"{STATS_DIR}/tasks.png"]
-VALIDATION = [f"{SARCHAT}/validation/train/{t}.json" for t in TASKS] + [
+VALIDATION = [f"{SARCHAT}/validation/train/{t}.{s}.json" for t in TASKS for s in train_shards(t)] + [
     f"{SARCHAT}/validation/test/{c}.json" for c in CELLS]
-DATASET_OUTPUTS = [f"{SARCHAT}/train.jsonl", *TEST_FILES.values(), *STATS_OUTPUTS, *VALIDATION]
+DATASET_OUTPUTS = [f"{SARCHAT}/train.jsonl", *TEST_FILES.values(), *STATS_OUTPUTS]

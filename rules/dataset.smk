@@ -66,19 +66,19 @@ rule train_task:
     input:
         box_tables(TRAIN_SPLITS),
     output:
-        f"{SARCHAT}/train/{{task}}.jsonl",
+        f"{SARCHAT}/train/{{task}}.{{shard}}.jsonl",
     params:
         seed=DATASET["seed"],
         settings=lambda w: build_settings(w.task),
     log:
-        f"{LOGS}/train_task/{{task}}.log",
+        f"{LOGS}/train_task/{{task}}.{{shard}}.log",
     benchmark:
-        f"{BENCH}/train_task/{{task}}.tsv"
+        f"{BENCH}/train_task/{{task}}.{{shard}}.tsv"
     conda:
         "../envs/sarchat.yaml"
     shell:
-        "python -m sarchat_bench train-task --task {wildcards.task} --tables {input} --out {output}"
-        " --seed {params.seed} --settings {params.settings:q} 2> {log}"
+        "python -m sarchat_bench train-task --task {wildcards.task} --shard {wildcards.shard} --tables {input}"
+        " --out {output} --seed {params.seed} --settings {params.settings:q} 2> {log}"
 
 
 rule test_cell:
@@ -102,7 +102,7 @@ rule test_cell:
 
 rule train_mix:
     input:
-        list(TRAIN_FILES.values()),
+        [path for paths in TRAIN_FILES.values() for path in paths],
     output:
         f"{SARCHAT}/train.jsonl",
     log:
@@ -115,17 +115,34 @@ rule train_mix:
         "python -m sarchat_bench mix --out {output} {input} 2> {log}"
 
 
-rule validate_file:
+rule validate_train_shard:
     input:
-        f"{SARCHAT}/{{kind}}/{{name}}.jsonl",
+        f"{SARCHAT}/train/{{task}}.{{shard}}.jsonl",
     output:
-        f"{SARCHAT}/validation/{{kind}}/{{name}}.json",
+        f"{SARCHAT}/validation/train/{{task}}.{{shard}}.json",
     params:
         describe=json.dumps(TASK_SETTINGS.get("describe", {}), sort_keys=True),
     log:
-        f"{LOGS}/validate/{{kind}}/{{name}}.log",
+        f"{LOGS}/validate/train/{{task}}.{{shard}}.log",
     benchmark:
-        f"{BENCH}/validate/{{kind}}/{{name}}.tsv"
+        f"{BENCH}/validate/train/{{task}}.{{shard}}.tsv"
+    conda:
+        "../envs/sarchat.yaml"
+    shell:
+        "python -m sarchat_bench validate --out {output} --describe {params.describe:q} {input} 2> {log}"
+
+
+rule validate_test_cell:
+    input:
+        f"{SARCHAT}/test/{{cell}}.jsonl",
+    output:
+        f"{SARCHAT}/validation/test/{{cell}}.json",
+    params:
+        describe=json.dumps(TASK_SETTINGS.get("describe", {}), sort_keys=True),
+    log:
+        f"{LOGS}/validate/test/{{cell}}.log",
+    benchmark:
+        f"{BENCH}/validate/test/{{cell}}.tsv"
     conda:
         "../envs/sarchat.yaml"
     shell:
@@ -137,13 +154,13 @@ rule dataset_stats:
         train_tables=box_tables(TRAIN_SPLITS),
         test_tables=box_tables(TEST_SPLITS),
         reports=[f"{SARCHAT}/annotations/{s}.report.json" for s in SPLITS],
-        train_files=list(TRAIN_FILES.values()),
+        train_files=[path for paths in TRAIN_FILES.values() for path in paths],
         test_files=list(TEST_FILES.values()),
     output:
         STATS_OUTPUTS,
     params:
         out_dir=lambda w, output: Path(output[0]).parent,
-        train_pairs=" ".join(f"{t}={p}" for t, p in TRAIN_FILES.items()),
+        train_pairs=" ".join(f"{t}={p}" for t, paths in TRAIN_FILES.items() for p in paths),
         test_pairs=" ".join(f"{c}={p}" for c, p in TEST_FILES.items()),
     log:
         f"{LOGS}/dataset_stats.log",
@@ -160,3 +177,8 @@ rule dataset_stats:
 rule build_dataset:
     input:
         DATASET_OUTPUTS,
+
+
+rule validate_dataset:
+    input:
+        VALIDATION,

@@ -41,3 +41,41 @@ def test_other_seed_changes_template_choice_only(builds):
         assert strip_text(a) == strip_text(c), a.name
         changed += a.read_bytes() != c.read_bytes()
     assert changed >= len(builds["a"]) - 2  # nearly every file uses other templates
+
+
+def test_concatenate_keeps_order_and_bytes(tmp_path, monkeypatch):
+    import os
+
+    from sarchat_bench import build
+
+    parts = []
+    for i in range(3):
+        parts.append(tmp_path / f"p{i}.jsonl")
+        parts[-1].write_bytes(b"".join(b'{"i": %d, "k": %d}\n' % (i, k) for k in range(1000 * (i + 1))))
+    expected = b"".join(p.read_bytes() for p in parts)
+    build.concatenate(parts, tmp_path / "kernel.jsonl")
+
+    def no_copy_file_range(*args):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", no_copy_file_range)
+    build.concatenate(parts, tmp_path / "fallback.jsonl")
+    assert (tmp_path / "kernel.jsonl").read_bytes() == expected == (tmp_path / "fallback.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("task", ["identify", "count"])
+def test_shards_in_order_cover_the_unsharded_records(demo_tables, tmp_path, task):
+    whole = tmp_path / "whole.jsonl"
+    build_train_task(task, [demo_tables["train"]], whole, seed=1)
+    shards = []
+    for i in (1, 2, 3):
+        shards.append(tmp_path / f"part{i}.jsonl")
+        build_train_task(task, [demo_tables["train"]], shards[-1], seed=1, shard=(i, 3))
+    ids = [orjson.loads(line)["id"] for line in whole.read_bytes().splitlines()]
+    shard_ids = [orjson.loads(line)["id"] for p in shards for line in p.read_bytes().splitlines()]
+    assert shard_ids == ids and all(p.stat().st_size > 0 for p in shards)
+
+
+def test_bad_shard_is_refused(demo_tables, tmp_path):
+    with pytest.raises(ValueError, match="shard 3 of 2"):
+        build_train_task("count", [demo_tables["train"]], tmp_path / "x.jsonl", seed=1, shard=(3, 2))

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -107,6 +108,15 @@ def _image_dirs(root: Path, split: str) -> tuple[Path, Path]:
     return root / "JPEGImages" / split, root / "JPEGImages"
 
 
+def _file_names(folder: Path) -> set[str]:
+    """Names of the files in `folder` (one directory listing beats a stat per image)."""
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name for e in entries if e.is_file()}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
 def load_split(
     root: str | os.PathLike,
     split: str,
@@ -161,13 +171,19 @@ def load_split(
 
     seen: set[tuple] = set()
     for i, ann in enumerate(raw_anns):
-        record = f"annotations[{i}]"
-        if not isinstance(ann, dict):
-            raise InputError(path, "annotation is not an object", record)
-        ann_id = _require(path, ann, "id", int, record)
+        try:
+            ann_id, image_id, cat_id = ann["id"], ann["image_id"], ann["category_id"]
+            if type(ann_id) is not int or type(image_id) is not int or type(cat_id) is not int:
+                raise TypeError
+        except (TypeError, KeyError):  # slow path, only to word the error
+            record = f"annotations[{i}]"
+            if not isinstance(ann, dict):
+                raise InputError(path, "annotation is not an object", record) from None
+            ann_id = _require(path, ann, "id", int, record)
+            record = f"annotations[{i}] (id {ann_id})"
+            _require(path, ann, "image_id", int, record)
+            _require(path, ann, "category_id", int, record)
         record = f"annotations[{i}] (id {ann_id})"
-        image_id = _require(path, ann, "image_id", int, record)
-        cat_id = _require(path, ann, "category_id", int, record)
         image = images.get(image_id)
         if image is None:
             report.skip("unknown_image", record)
@@ -192,21 +208,23 @@ def load_split(
         image.instances.append(Instance(ann_id, name, box))
 
     kept: list[Image] = []
+    primary_names = _file_names(primary_dir) if check_image_files else set()
+    flat_names = _file_names(flat_dir) if check_image_files else set()
+    primary_prefix, flat_prefix = f"{primary_dir}{os.sep}", f"{flat_dir}{os.sep}"
     for image_id in sorted(images):
         image = images[image_id]
-        record = f"image id {image_id} ({image.path})"
-        if check_image_files:
-            candidate = primary_dir / image.path
-            if not candidate.is_file():
-                candidate = flat_dir / image.path
-                if not candidate.is_file():
-                    report.skip("missing_image_file", record)
-                    continue
-            image.path = str(candidate)
+        name = image.path
+        if not check_image_files or name in primary_names:
+            image.path = primary_prefix + name
+        elif name in flat_names:
+            image.path = flat_prefix + name
+        elif (primary_dir / name).is_file() or (flat_dir / name).is_file():  # file_name has a subfolder
+            image.path = str(primary_dir / name) if (primary_dir / name).is_file() else str(flat_dir / name)
         else:
-            image.path = str(primary_dir / image.path)
+            report.skip("missing_image_file", f"image id {image_id} ({name})")
+            continue
         if not image.instances:
-            report.skip("empty_image", record)
+            report.skip("empty_image", f"image id {image_id} ({name})")
             continue
         image.instances.sort(key=lambda inst: inst.ann_id)
         kept.append(image)
@@ -250,14 +268,23 @@ def write_boxes(path: str | os.PathLike, images: list[Image]) -> None:
 
 
 def read_boxes(paths: list[str | os.PathLike]) -> list[Image]:
-    """Rebuild images from one or more box tables (several splits concatenate)."""
+    """Rebuild images from one or more box tables (several splits concatenate).
+
+    Every generator job starts here, so it avoids a Python-level loop per box: instances are
+    built with map() and images from the runs of equal image ids.
+    """
     images: list[Image] = []
     for path in paths:
-        cols = pq.read_table(path, schema=BOX_SCHEMA).to_pydict()
-        current: Image | None = None
-        for split, image_id, img_path, w, h, ann_id, cat, x1, y1, x2, y2 in zip(*(cols[n] for n in BOX_SCHEMA.names)):
-            if current is None or current.image_id != image_id or current.split != split:
-                current = Image(image_id, split, img_path, w, h)
-                images.append(current)
-            current.instances.append(Instance(ann_id, cat, (x1, y1, x2, y2)))
+        table = pq.ParquetFile(path).read()
+        if table.num_rows == 0:
+            continue
+        cols = table.to_pydict()
+        instances = list(map(Instance, cols["ann_id"], cols["category"],
+                             zip(cols["x1"], cols["y1"], cols["x2"], cols["y2"])))
+        image_ids = table.column("image_id").to_numpy()
+        starts = [0, *(np.flatnonzero(image_ids[1:] != image_ids[:-1]) + 1).tolist()]
+        ends = starts[1:] + [len(image_ids)]
+        split, ids, img_paths, widths, heights = (cols[k] for k in ("split", "image_id", "path", "width", "height"))
+        images.extend(Image(ids[a], split[a], img_paths[a], widths[a], heights[a], instances[a:b])
+                      for a, b in zip(starts, ends))
     return images

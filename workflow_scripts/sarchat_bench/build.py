@@ -4,9 +4,9 @@ from a per-file RNG stream derived from the seed, so a build is byte-for-byte re
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -24,30 +24,46 @@ PROGRESS_EVERY = 200_000
 
 def _write_records(path, records) -> int:
     """Stream records to `path` atomically, logging progress on long files."""
-    dumps = orjson.dumps
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     count = 0
     start = time.perf_counter()
     with atomic_output(path) as out:
         buffer = []
         for rec in records:
-            buffer.append(dumps(rec))
-            count += 1
-            if len(buffer) >= 8192:
-                out.write(b"\n".join(buffer) + b"\n")
-                buffer.clear()
+            buffer.append(dumps(rec, option=newline))
+            if len(buffer) == 8192:
+                out.write(b"".join(buffer))
+                count += len(buffer)
+                buffer = []
                 if count % PROGRESS_EVERY < 8192:
                     log.info("%s: %d records (%.1f s)", path, count, time.perf_counter() - start)
-        if buffer:
-            out.write(b"\n".join(buffer) + b"\n")
+        out.write(b"".join(buffer))
+        count += len(buffer)
     return count
+
+
+def shard_range(total: int, shard: tuple[int, int]) -> tuple[int, int]:
+    """Contiguous slice [start, stop) of `total` items for shard (index, count), index from 1."""
+    index, count = shard
+    if not 1 <= index <= count:
+        raise ValueError(f"shard {index} of {count} does not exist")
+    return (index - 1) * total // count, index * total // count
 
 
 def generate_file(task: str, variant: str | None, box_tables: list, out: str | os.PathLike, *, seed: int,
                   stream: str, settings: dict | None = None, categories=CATEGORIES,
-                  templates_path=DEFAULT_PATH) -> dict:
-    """Generate one output file; returns a summary (records written, skips)."""
+                  templates_path=DEFAULT_PATH, shard: tuple[int, int] = (1, 1)) -> dict:
+    """Generate one output file from the images of `shard`; returns a summary (records, skips)."""
     start = time.perf_counter()
-    images = read_boxes(box_tables)
+    # The images are long-lived and acyclic: load them with the cyclic GC off, then freeze
+    # them so that the collections during generation do not rescan them over and over.
+    gc.disable()
+    try:
+        images = read_boxes(box_tables)
+    finally:
+        gc.enable()
+    gc.freeze()
+    images = images[slice(*shard_range(len(images), shard))]
     ctx = Context(load_templates(templates_path), seed=seed, stream=stream, categories=tuple(categories),
                   settings=dict(settings or {}))
     n = _write_records(out, GENERATORS[task](images, ctx, variant))
@@ -57,10 +73,13 @@ def generate_file(task: str, variant: str | None, box_tables: list, out: str | o
     return summary
 
 
-def build_train_task(task: str, box_tables: list, out, *, seed: int, settings=None, **kw) -> dict:
+def build_train_task(task: str, box_tables: list, out, *, seed: int, settings=None, shard=(1, 1), **kw) -> dict:
+    """One task's training records; with shard=(i, n), the i-th of n contiguous parts of the
+    images (the parts concatenated in order cover every image once)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    return generate_file(task, None, box_tables, out, seed=seed, stream=f"train:{task}", settings=settings, **kw)
+    stream = f"train:{task}" if shard == (1, 1) else f"train:{task}:{shard[0]}-of-{shard[1]}"
+    return generate_file(task, None, box_tables, out, seed=seed, stream=stream, settings=settings, shard=shard, **kw)
 
 
 def build_test_cell(cell: str, box_tables: list, out, *, seed: int, settings=None, **kw) -> dict:
@@ -70,12 +89,28 @@ def build_test_cell(cell: str, box_tables: list, out, *, seed: int, settings=Non
     return generate_file(task, variant, box_tables, out, seed=seed, stream=f"test:{cell}", settings=settings, **kw)
 
 
+def _append_fd(src_fd: int, dst_fd: int) -> None:
+    """Append all of src to dst: in the kernel (copy_file_range) where the file system
+    allows it, else by reading and writing."""
+    try:
+        while os.copy_file_range(src_fd, dst_fd, 1 << 30):
+            pass
+        return
+    except OSError:
+        pass  # both file offsets stand after the last byte copied, so carry on from there
+    while block := os.read(src_fd, 16 << 20):
+        view = memoryview(block)
+        while view:
+            view = view[os.write(dst_fd, view):]
+
+
 def concatenate(parts: list[str | os.PathLike], out: str | os.PathLike) -> None:
     """The training mix: the per-task files, in the given order, in one file."""
     with atomic_output(out) as dst:
+        dst.flush()
         for part in parts:
             with open(part, "rb") as src:
-                shutil.copyfileobj(src, dst, length=16 << 20)
+                _append_fd(src.fileno(), dst.fileno())
 
 
 def task_of_train_file(path: str | os.PathLike) -> str:

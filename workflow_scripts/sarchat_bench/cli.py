@@ -23,14 +23,22 @@ def _json(text: str):
         raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
 
 
-def _pairs(items: list[str]) -> dict[str, str]:
-    out = {}
+def _pairs(items: list[str]) -> dict[str, list[str]]:
+    """KEY=PATH arguments; a key may repeat (the shards of one task)."""
+    out: dict[str, list[str]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"error: expected KEY=PATH, got {item!r}")
-        out[key] = value
+        out.setdefault(key, []).append(value)
     return out
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("-of-")
+    if not (sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise argparse.ArgumentTypeError(f"expected I-of-N with 1 <= I <= N, got {text!r}")
+    return int(index), int(count)
 
 
 def cmd_demo_data(args) -> None:
@@ -58,12 +66,12 @@ def cmd_annotations(args) -> None:
              report.boxes_out, report.boxes_in)
 
 
-def _build(args, builder, name) -> None:
+def _build(args, builder, name, **kw) -> None:
     settings = args.settings
     from .annotations import CATEGORIES
 
     summary = builder(name, args.tables, args.out, seed=args.seed, settings=settings.get("task", {}),
-                      categories=tuple(settings.get("categories") or CATEGORIES))
+                      categories=tuple(settings.get("categories") or CATEGORIES), **kw)
     if summary["records"] == 0:
         log.warning("%s: no records (is the input empty, or do all images fall in the other variant?)", args.out)
 
@@ -71,7 +79,7 @@ def _build(args, builder, name) -> None:
 def cmd_train_task(args) -> None:
     from .build import build_train_task
 
-    _build(args, build_train_task, args.task)
+    _build(args, build_train_task, args.task, shard=args.shard)
 
 
 def cmd_test_cell(args) -> None:
@@ -152,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True)
         p.add_argument("--seed", type=int, required=True, help="seed of the template choices")
         p.add_argument("--settings", type=_json, default={}, help='{"task": {...}, "categories": [...]}')
+    sub.choices["train-task"].add_argument("--shard", type=_shard, default=(1, 1), metavar="I-of-N",
+                                           help="write the I-th of N contiguous parts of the images")
 
     p = add("mix", cmd_mix, "concatenate the per-task training files into the training mix")
     p.add_argument("--out", required=True)

@@ -44,6 +44,9 @@ DIRECTIONS = (
 )
 
 
+_NUMBER = (int, float)
+
+
 def format_box(box: Sequence[int]) -> str:
     """The paper's surface format, §3.2(0): {<x1><y1><x2><y2>}."""
     x1, y1, x2, y2 = box
@@ -57,9 +60,11 @@ def coco_to_box(bbox: Sequence[float], width: int, height: int, tolerance: float
     noise in the source annotations) are clamped to the image; larger ones make the box
     out of bounds, which §3.2(2) removes.
     """
-    if len(bbox) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox):
+    if len(bbox) != 4 or not all(type(v) in _NUMBER for v in bbox):
         return "malformed bbox"
     x, y, w, h = bbox
+    if not math.isfinite(x + y + w + h):  # any inf or nan makes the sum non-finite
+        return "malformed bbox"
     if w <= 0 or h <= 0:
         return "non-positive width or height"
     if x < -tolerance or y < -tolerance or x + w > width + tolerance or y + h > height + tolerance:

@@ -84,13 +84,14 @@ def count_lines(path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(16 << 20), b""))
 
 
-def table5(train_files: dict[str, str], test_files: dict[str, str]) -> pd.DataFrame:
-    """Samples per task; test cells are summed per task."""
+def table5(train_files: dict[str, list], test_files: dict[str, list]) -> pd.DataFrame:
+    """Samples per task; shards and test cells are summed per task."""
     from .tasks import CELLS
 
-    counts = {"train": {t: count_lines(p) for t, p in train_files.items()}, "test": dict.fromkeys(TASKS, 0)}
-    for cell, path in test_files.items():
-        counts["test"][CELLS[cell][0]] += count_lines(path)
+    counts = {"train": {t: sum(map(count_lines, ps)) for t, ps in train_files.items()},
+              "test": dict.fromkeys(TASKS, 0)}
+    for cell, paths in test_files.items():
+        counts["test"][CELLS[cell][0]] += sum(map(count_lines, paths))
     rows = []
     for task in TASKS:
         row = {"task": task}

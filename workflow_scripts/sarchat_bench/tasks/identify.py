@@ -6,6 +6,8 @@ samples per box). Single/multi: the image holds one object, or several (Appendix
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..geometry import area_ratio, aspect_ratio, format_box, grid_position, identify_size, shape
 from .common import TAGS, Context, image_key, record
 
@@ -16,12 +18,10 @@ def generate(images, ctx: Context, variant=None):
     pairs = ctx.templates["identify"]["pairs"]
     n = {**DEFAULTS, **ctx.settings}["samples_per_instance"]
     tag = TAGS["identify"]
-    rng = ctx.rng
-    indices = range(len(pairs))
+    images = [im for im in images if variant is None or _variant(im) == variant]
+    choices = iter(_template_choices(ctx, sum(len(im.instances) for im in images), len(pairs), n))
     for image in images:
-        kind = "single" if len(image.instances) == 1 else "multi"
-        if variant is not None and kind != variant:
-            continue
+        kind = _variant(image)
         cell = f"identify_{kind}"
         key = image_key(image)
         w, h = image.width, image.height
@@ -34,10 +34,22 @@ def generate(images, ctx: Context, variant=None):
                 "shape": shape(aspect_ratio(box)),
             }
             box_text = format_box(box)
-            # Distinct templates per instance while there are enough of them.
-            chosen = rng.sample(indices, n) if n <= len(pairs) else [rng.randrange(len(pairs)) for _ in range(n)]
-            for k, t in enumerate(chosen):
+            for k, t in enumerate(next(choices)):
                 question, answer = pairs[t]
                 yield record(f"identify-{key}-{inst.ann_id}-{k}", "identify", cell,
                              tag + question.format(box=box_text), answer.format(**attrs), image,
                              {**attrs, "box": list(box)})
+
+
+def _variant(image) -> str:
+    return "single" if len(image.instances) == 1 else "multi"
+
+
+def _template_choices(ctx: Context, instances: int, templates: int, per_instance: int) -> list[list[int]]:
+    """Template indices for every instance, drawn in one go (a per-instance random.sample
+    costs more than the rest of the record). Distinct within an instance while there are
+    enough templates."""
+    rng = np.random.default_rng(ctx.rng.getrandbits(64))
+    if per_instance <= templates:
+        return np.argsort(rng.random((instances, templates)), axis=1)[:, :per_instance].tolist()
+    return rng.integers(0, templates, size=(instances, per_instance)).tolist()

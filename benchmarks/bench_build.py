@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""Time the full dataset build on a SARDet-100K-sized annotation set.
+
+Generates COCO annotations with SARDet-100K's size (train 94,493 images / 198,763 boxes,
+val 10,492 / 22,264, test 11,613 / 24,626; image files are empty), runs
+`snakemake build_dataset` on them, and prints the wall time and peak memory beside the
+floor measured in the same run: serialising the same number of records with orjson, the
+fastest JSON writer available.
+
+    python benchmarks/bench_build.py [--scale 1.0] [--cores 2] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+SARDET_SIZES = {"train": (94_493, 198_763), "val": (10_492, 22_264), "test": (11_613, 24_626)}
+
+
+def make_annotations(root: Path, scale: float, seed: int = 0) -> tuple[int, int]:
+    rng = random.Random(seed)
+    total_images = total_boxes = 0
+    ann_id = 1
+    for split, (n_images, n_boxes) in SARDET_SIZES.items():
+        n_images, n_boxes = int(n_images * scale), int(n_boxes * scale)
+        images, annotations = [], []
+        folder = root / "JPEGImages" / split
+        folder.mkdir(parents=True, exist_ok=True)
+        per_image = [1] * n_images
+        for _ in range(n_boxes - n_images):
+            per_image[rng.randrange(n_images)] += 1
+        for i, k in enumerate(per_image):
+            w, h = rng.choice([(512, 512), (800, 800), (1024, 1024), (256, 256), (600, 400)])
+            name = f"{split}_{i:06d}.jpg"
+            (folder / name).touch()
+            images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
+            category = rng.randrange(6)
+            for _ in range(k):
+                bw, bh = rng.randint(6, w // 3), rng.randint(6, h // 3)
+                x, y = rng.randint(0, w - bw), rng.randint(0, h - bh)
+                annotations.append({"id": ann_id, "image_id": i + 1, "category_id": category,
+                                    "bbox": [x, y, bw, bh], "area": bw * bh, "iscrowd": 0})
+                ann_id += 1
+        categories = [{"id": i, "name": n} for i, n in enumerate(["ship", "aircraft", "car", "tank", "bridge", "harbor"])]
+        (root / "Annotations").mkdir(exist_ok=True)
+        (root / "Annotations" / f"{split}.json").write_bytes(
+            orjson.dumps({"images": images, "annotations": annotations, "categories": categories}))
+        total_images += n_images
+        total_boxes += n_boxes
+    return total_images, total_boxes
+
+
+def serialisation_floor(records: list[dict], n: int, path: Path) -> float:
+    """Seconds to write `n` records (cycling through real ones) with orjson: the floor."""
+    dumps = orjson.dumps
+    start = time.perf_counter()
+    with open(path, "wb") as out:
+        for i in range(n):
+            out.write(dumps(records[i % len(records)]))
+            out.write(b"\n")
+    return time.perf_counter() - start
+
+
+def count_lines(paths) -> int:
+    return sum(p.read_bytes().count(b"\n") for p in paths)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of SARDet-100K's size")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--keep", type=Path, help="keep the scratch folder here")
+    args = parser.parse_args()
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="sarchat-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    root = work / "SARDet_100K"
+    t0 = time.perf_counter()
+    n_images, n_boxes = make_annotations(root, args.scale)
+    print(f"annotation set: {n_images} images, {n_boxes} boxes ({time.perf_counter() - t0:.1f} s to make)")
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "snakemake", "build_dataset", "-s", str(REPO / "Snakefile"), "--directory", str(work),
+           "--configfile", str(REPO / "config.yaml"), "--cores", str(args.cores), "--quiet", "all",
+           "--config", f"sardet_root={root}"]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env)
+    build_s = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    sarchat = work / "results" / "sarchat"
+    files = [sarchat / "train.jsonl", *sorted((sarchat / "test").glob("*.jsonl"))]
+    n_records = count_lines(files)
+    sample = [orjson.loads(line) for line in (sarchat / "train.jsonl").read_bytes().splitlines()[::97][:20000]]
+    floor_s = serialisation_floor(sample, n_records, work / "floor.jsonl")
+    bench_dir = work / "results" / "benchmarks"
+    jobs = sorted(((float(p.read_text().splitlines()[1].split("\t")[0]), str(p.relative_to(bench_dir)))
+                   for p in bench_dir.rglob("*.tsv")), reverse=True)[:5]
+
+    print(f"records built: {n_records} ({n_records / build_s:,.0f} records/s)")
+    print(f"full build (snakemake build_dataset, {args.cores} cores): {build_s:.1f} s wall, peak job RSS {peak_mb:.0f} MB")
+    print(f"baseline, orjson serialisation of {n_records} records: {floor_s:.1f} s")
+    print(f"ratio build / baseline: {build_s / floor_s:.2f}x")
+    print("slowest jobs: " + ", ".join(f"{name} {s:.1f} s" for s, name in jobs))
+    print(json.dumps({"images": n_images, "boxes": n_boxes, "records": n_records, "build_s": round(build_s, 2),
+                      "floor_s": round(floor_s, 2), "ratio": round(build_s / floor_s, 2), "peak_rss_mb": round(peak_mb)}))
+    if not args.keep:
+        shutil.rmtree(work)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
