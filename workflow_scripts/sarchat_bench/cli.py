@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .io import InputError, write_json
 
@@ -120,6 +121,28 @@ def cmd_stats(args) -> None:
     log.info("statistics written to %s", args.out_dir)
 
 
+def cmd_score(args) -> None:
+    from .scoring import score_cell
+
+    result = score_cell(args.cell, args.test, args.predictions, model=args.model, coords=args.coords, seed=args.seed,
+                        details_path=args.details)
+    write_json(args.out, result)
+    values = ", ".join(f"{m} {v['value'] if v['value'] is not None else '-'}" for m, v in result["metrics"].items())
+    log.info("%s %s: %d samples, %d parse failures; %s", args.model, args.cell, result["n_samples"],
+             result["parse_failures"], values)
+
+
+def cmd_report(args) -> None:
+    from .reporting import report
+
+    score_files: dict[str, dict[str, str]] = {}
+    for model, paths in _pairs(args.scores).items():
+        for path in paths:
+            score_files.setdefault(model, {})[Path(path).stem] = path
+    report(args.tables_dir, args.figures_dir, score_files, args.registry)
+    log.info("tables in %s, figures in %s", args.tables_dir, args.figures_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sarchat_bench", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -179,6 +202,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-files", nargs="+", required=True, metavar="TASK=PATH")
     p.add_argument("--test-files", nargs="+", required=True, metavar="CELL=PATH")
     p.add_argument("--reports", nargs="+", required=True)
+    p = add("score", cmd_score, "score one model's predictions for one test cell (Table 3 metrics)")
+    p.add_argument("--cell", required=True)
+    p.add_argument("--test", required=True, help="the cell's test file")
+    p.add_argument("--predictions", required=True, help="JSONL with id and response per line")
+    p.add_argument("--out", required=True, help="score file (JSON)")
+    p.add_argument("--details", help="per-sample details (JSONL)")
+    p.add_argument("--model", default="", help="model key (names the row; seeds the bootstrap)")
+    p.add_argument("--coords", choices=["pixel", "norm1000"], default="pixel",
+                   help="coordinate convention of the model's boxes")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+
+    p = add("report", cmd_report, "Table 3 (md/csv/tex), task scores, CIs, paper comparison and figures")
+    p.add_argument("--tables-dir", required=True)
+    p.add_argument("--figures-dir", required=True)
+    p.add_argument("--scores", nargs="+", required=True, metavar="MODEL=PATH", help="score files (named by cell)")
+    p.add_argument("--registry", type=_json, default={}, help="model -> {family, params_b, paper_row}")
     return parser
 
 

@@ -1,0 +1,197 @@
+"""The scorer: reference answers score 100, empty answers 0, IoU thresholds bite where they
+should, and the examples of the paper's Figure 6 give the hand-computed values."""
+
+import orjson
+import pytest
+
+from sarchat_bench.build import build_test_cell
+from sarchat_bench.io import InputError, iter_jsonl, write_jsonl
+from sarchat_bench.metrics import bootstrap_eq3, match_boxes
+from sarchat_bench.scoring import CELL_METRICS, evaluate, score_cell
+from sarchat_bench.tasks import CELLS
+
+# Figure 6: ground truth on a 512x512 image.
+GT = [[294, 358, 329, 427], [61, 448, 122, 503], [27, 199, 78, 261], [193, 157, 245, 306]]
+W = H = 512
+
+
+@pytest.fixture(scope="module")
+def test_files(demo_tables, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cells")
+    return {cell: (build_test_cell(cell, [demo_tables["test"]], out / f"{cell}.jsonl", seed=0), out / f"{cell}.jsonl")[1]
+            for cell in CELLS}
+
+
+def predict(test_path, tmp_path, answer):
+    path = tmp_path / "pred.jsonl"
+    write_jsonl(path, [{"id": r["id"], "response": answer(r)} for r in iter_jsonl(test_path)])
+    return path
+
+
+def values(result):
+    return {m: v["value"] for m, v in result["metrics"].items()}
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_reference_answers_score_100(cell, test_files, tmp_path):
+    preds = predict(test_files[cell], tmp_path, lambda r: r["messages"][1]["content"])
+    result = score_cell(cell, test_files[cell], preds)
+    assert result["parse_failures"] == 0 and result["n_samples"] > 0
+    for metric, value in values(result).items():
+        if result["metrics"][metric]["n_samples"]:
+            assert value == 100.0, (cell, metric)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_empty_answers_score_0_and_all_fail_to_parse(cell, test_files, tmp_path):
+    preds = predict(test_files[cell], tmp_path, lambda r: "")
+    result = score_cell(cell, test_files[cell], preds)
+    assert result["parse_failures"] == result["n_samples"] > 0
+    assert all(v in (0.0, None) for v in values(result).values())
+    assert any(v == 0.0 for v in values(result).values())
+
+
+def shift(box, boxes, width, height, frac=0.45):
+    """Shift a box by `frac` of its size (IoU = (1 - f) / (1 + f), about 0.38 with itself), in
+    the first direction that keeps it under IoU 0.5 with every other true box too."""
+    from sarchat_bench.geometry import iou
+
+    x1, y1, x2, y2 = box
+    dx, dy = round((x2 - x1) * frac), round((y2 - y1) * frac)
+    for mx, my in ((dx, 0), (-dx, 0), (0, dy), (0, -dy)):
+        moved = [x1 + mx, y1 + my, x2 + mx, y2 + my]
+        inside = 0 <= moved[0] and 0 <= moved[1] and moved[2] <= width and moved[3] <= height
+        if inside and 0.25 <= iou(moved, box) < 0.5 and all(iou(moved, b) < 0.5 for b in boxes if b != box):
+            return moved
+    raise AssertionError(f"no clean shift for {box}")
+
+
+@pytest.mark.parametrize("cell", ["refer_single", "refer_multi", "count"])
+def test_shifted_boxes_pass_at_25_fail_at_50(cell, test_files, tmp_path):
+    from sarchat_bench.geometry import format_box, iou
+
+    def answer(r):
+        boxes = r["truth"]["boxes"]
+        shifted = [shift(b, boxes, r["truth"]["width"], r["truth"]["height"]) for b in boxes]
+        assert all(0.25 <= iou(s, b) < 0.5 for s, b in zip(shifted, boxes))
+        return f"There are {len(boxes)} instances. " + "".join(format_box(s) for s in shifted)
+
+    result = score_cell(cell, test_files[cell], predict(test_files[cell], tmp_path, answer))
+    v = values(result)
+    at25, at50 = ("instance_iou25", "instance_iou50") if cell == "count" else ("iou25", "iou50")
+    assert (v[at25], v[at50]) == (100.0, 0.0)
+
+
+def test_figure6_counting_example():
+    response = "There are 4 instances. {<291><355><320><428>}{<205><195><226><293>}{<12><203><78><263>}{<49><453><120><501>}"
+    units, parsed = evaluate("count", {"width": W, "height": H, "count": 4, "boxes": GT}, response)
+    # IoUs by hand: 0.655 (A), 0.266 (D), 0.710 (C), 0.720 (B).
+    assert parsed and units == {"only_count": (1, 0, 0), "instance_iou25": (4, 0, 0), "instance_iou50": (3, 1, 1)}
+
+
+def test_figure6_referring_example():
+    response = "{<10><0><37><56>} (top left){<17><203><75><260>} (middle left){<201><187><224><285>} (middle center)" \
+               "{<291><355><320><428>} (bottom center)"
+    units, _ = evaluate("refer_multi", {"width": W, "height": H, "category": "ship", "boxes": GT}, response)
+    # IoUs: none, 0.733 (C), 0.291 (D), 0.655 (A); B is missed.
+    assert units == {"iou25": (3, 1, 1), "iou50": (2, 2, 2)}
+
+
+def test_figure6_grounding_example():
+    response = ("In this SAR image, I can identify several objects and their locations: There are 5 ships: one in the "
+                "middle left portion {<10><203><75><260>}, one in the middle center portion {<197><187><230><285>}, one in "
+                "the bottom center portion {<289><355><322><429>}, one in the bottom left portion {<53><453><116><501>}, "
+                "one in the bottom center portion {<196><479><221><511>}.")
+    truth = {"width": W, "height": H, "relations": [],
+             "instances": [{"category": "ship", "box": b} for b in GT]}
+    units, parsed = evaluate("grounding_multi", truth, response)
+    # IoUs: 0.662 (C), 0.417 (D), 0.660 (A), 0.706 (B), and one box with no partner.
+    assert parsed and units == {"box_category_iou50": (3, 2, 1), "box_category_iou25": (4, 1, 0)}
+    # The same boxes under the wrong category match nothing.
+    units, _ = evaluate("grounding_multi", truth, response.replace("ships", "tanks"))
+    assert units["box_category_iou25"] == (0, 5, 4)
+
+
+def test_figure6_identification_classification_description():
+    truth = {"width": W, "height": H, "category": "ship", "position": "bottom center", "size": "very small",
+             "shape": "tall", "box": GT[0]}
+    units, _ = evaluate("identify_single", truth, "Examining the bottom center area reveals a very small ship.")
+    assert units == {"category": (1, 0, 0), "position": (1, 0, 0), "size": (1, 0, 0), "shape": (0, 0, 1)}
+    units, _ = evaluate("classify", {"width": W, "height": H, "categories": ["ship"]}, "It is ship.")
+    assert units == {"category": (1, 0, 0)}
+    truth = {"width": W, "height": H, "targets": [
+        {"category": "ship", "position": "bottom left"}, {"category": "ship", "position": "middle left"},
+        {"category": "ship", "position": "middle center"}]}
+    units, _ = evaluate("describe", truth, "In this satellite image, we can observe the following: A small ship is "
+                                           "visible in the bottom left portion of the image.")
+    assert units == {"phrase": (1, 0, 2)}  # 1 / 3 = 33.33 %
+
+
+def test_abstract_position_counts_relation_statements():
+    truth = {"width": 400, "height": 400, "instances": [], "relations": [
+        {"subject": "ship", "object": "harbor", "distance": "far from", "direction": "to the upper left of"}]}
+    right, _ = evaluate("grounding_multi", truth, "The ship is far from the harbor, to the upper left of it.")
+    wrong, _ = evaluate("grounding_multi", truth, "The ship is near the harbor, to the upper left of it.")
+    assert right["abstract_position"] == (1, 0, 0) and wrong["abstract_position"] == (0, 1, 1)
+
+
+def test_matching_is_one_to_one_and_optimal():
+    truth = [[0, 0, 10, 10], [10, 0, 20, 10]]
+    # One predicted box overlapping both true boxes can match only one of them.
+    assert match_boxes([[0, 0, 20, 10]], truth, 0.25) == 1
+    # Greedy "best box first" would pair p1 with t1 (IoU .68) and leave p2 (IoU .33 with t1 only) unmatched;
+    # the optimal matching pairs p1-t2 and p2-t1.
+    t1, t2 = [0, 0, 10, 10], [6, 0, 16, 10]
+    p1, p2 = [2, 0, 12, 10], [-5, 0, 5, 10]
+    assert match_boxes([p1, p2], [t1, t2], 0.3) == 2
+
+
+def test_norm1000_coordinates_are_rescaled_not_guessed():
+    truth = {"width": 200, "height": 100, "category": "ship", "boxes": [[20, 10, 60, 50]]}
+    units, _ = evaluate("refer_single", truth, "<|box_start|>(100,100),(300,500)<|box_end|>", coords="norm1000")
+    assert units["iou50"] == (1, 0, 0)
+    units, _ = evaluate("refer_single", truth, "<|box_start|>(100,100),(300,500)<|box_end|>", coords="pixel")
+    assert units["iou50"] == (0, 1, 1)
+
+
+@pytest.mark.parametrize("answer", ["There are three instances. [10, 10, 50, 40]", "three ships: (10,10),(50,40)",
+                                    "<box>[[50, 40, 10, 10]]</box> 3", "Count: 3 {< 10 >< 10 >< 50 >< 40 >}"])
+def test_tolerant_formats(answer):
+    truth = {"width": 100, "height": 100, "count": 3, "boxes": [[10, 10, 50, 40]]}
+    units, parsed = evaluate("count", truth, answer)
+    assert parsed and units["only_count"] == (1, 0, 0) and units["instance_iou50"][0] == 1
+
+
+def test_missing_and_duplicate_predictions(test_files, tmp_path):
+    recs = list(iter_jsonl(test_files["classify"]))
+    path = tmp_path / "p.jsonl"
+    write_jsonl(path, [{"id": r["id"], "response": r["messages"][1]["content"]} for r in recs[1:]])
+    result = score_cell("classify", test_files["classify"], path)
+    assert result["missing_predictions"] == 1 and result["parse_failures"] == 1
+    assert result["metrics"]["category"]["n_samples"] == len(recs)
+    write_jsonl(path, [{"id": recs[0]["id"], "response": "a"}, {"id": recs[0]["id"], "response": "b"}])
+    with pytest.raises(InputError, match="duplicated id"):
+        score_cell("classify", test_files["classify"], path)
+
+
+def test_truncated_prediction_line_is_an_error(test_files, tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"id": "a", "response": "x"}\n{"id": "b", "resp')
+    with pytest.raises(InputError, match="line 2"):
+        score_cell("classify", test_files["classify"], path)
+
+
+def test_bootstrap_is_seeded_and_brackets_the_value():
+    units = [(1, 0, 0)] * 70 + [(0, 0, 1)] * 30
+    low, high = bootstrap_eq3(units, seed=1)
+    assert (low, high) == bootstrap_eq3(units, seed=1)
+    assert low < 70 < high and high - low < 25
+
+
+def test_score_file_has_counts_and_intervals(test_files, tmp_path):
+    preds = predict(test_files["count"], tmp_path, lambda r: "There are 2 instances.")
+    result = score_cell("count", test_files["count"], preds, model="m", seed=3, details_path=tmp_path / "d.jsonl")
+    for metric in CELL_METRICS["count"]:
+        m = result["metrics"][metric]
+        assert {"value", "ci95", "n_samples", "tp", "fp", "fn"} <= set(m)
+    assert orjson.loads((tmp_path / "d.jsonl").read_bytes().splitlines()[0])["units"]

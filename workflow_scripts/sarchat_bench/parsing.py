@@ -1,0 +1,198 @@
+"""Parse model answers into boxes, counts, categories, grid positions, sizes, shapes and
+relations. Every function here accepts any string and never raises.
+
+Boxes: the fine-tuned format {<x1><y1><x2><y2>} is tried first; only when an answer has none
+are the other common formats read: [x1, y1, x2, y2] (also inside <box>[[...]]</box>) and
+(x1,y1),(x2,y2) (also inside <|box_start|>...<|box_end|>). Coordinates are pixels of the
+original image unless the model's `coords` setting says "norm1000" (0-1000 normalised, the
+convention of base Qwen2-VL/InternVL answers); the scale is never guessed from magnitudes.
+Corners are reordered, and boxes are clipped to the image.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import NamedTuple
+
+from .geometry import DIRECTIONS, GRID_POSITIONS
+
+MAX_CHARS = 20_000  # longer answers are cut (runaway generations); the cut is counted as usual
+MAX_BOXES = 256     # more boxes than any SARDet-100K image holds
+
+_NUM = r"(-?\d+(?:\.\d+)?)"
+_SEP = r"\s*,\s*"
+BOX_NATIVE = re.compile(r"\{?\s*<\s*" + r"\s*>\s*<\s*".join([_NUM] * 4) + r"\s*>\s*\}?")
+BOX_LIST = re.compile(r"\[\s*" + _SEP.join([_NUM] * 4) + r"\s*\]")
+BOX_PAIRS = re.compile(r"\(\s*" + _NUM + _SEP + _NUM + r"\s*\)\s*,?\s*\(\s*" + _NUM + _SEP + _NUM + r"\s*\)")
+
+CATEGORY_WORDS = {
+    "ship": ("ship", "ships", "boat", "boats", "vessel", "vessels"),
+    "aircraft": ("aircraft", "aircrafts", "airplane", "airplanes", "plane", "planes"),
+    "car": ("car", "cars"),
+    "tank": ("tank", "tanks"),
+    "bridge": ("bridge", "bridges"),
+    "harbor": ("harbor", "harbors", "harbour", "harbours", "port", "ports"),
+}
+_CATEGORY_OF = {w: c for c, words in CATEGORY_WORDS.items() for w in words}
+CATEGORY_RE = re.compile(r"\b(" + "|".join(sorted(_CATEGORY_OF, key=len, reverse=True)) + r")\b", re.I)
+
+_ROW = {"top": "top", "upper": "top", "middle": "middle", "center": "middle", "centre": "middle",
+        "central": "middle", "bottom": "bottom", "lower": "bottom"}
+_COL = {"left": "left", "center": "center", "centre": "center", "middle": "center", "right": "right"}
+POSITION_RE = re.compile(
+    r"\b(top|upper|middle|center|centre|central|bottom|lower)[\s-]+(left|center|centre|middle|right)\b"
+    r"|\b(central region|centre of the image|center of the image|image center|image centre)\b"
+    r"|\b(left|right) side\b", re.I)
+
+SIZE_RE = re.compile(r"\b(very large|very small|medium-sized|medium sized|medium|large|small)\b", re.I)
+SHAPE_RE = re.compile(r"\b(roughly square|approximately square|nearly square|square|wide|tall)\b", re.I)
+
+_NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+COUNT_RE = re.compile(r"\b(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(?:instances?|targets?|objects?|"
+                      + "|".join(_CATEGORY_OF) + r")\b", re.I)
+FIRST_NUMBER_RE = re.compile(r"\b(\d+|" + "|".join(_NUMBER_WORDS) + r")\b", re.I)
+RELATION_RE = re.compile(
+    r"\bthe (\w+) is (near|close to|far from) the (\w+)\s*,?\s*(" + "|".join(re.escape(d) for d in DIRECTIONS)
+    + r") (?:it|them|the \w+)", re.I)
+
+
+class Parsed(NamedTuple):
+    boxes: list
+    text: str
+
+
+def clean(text) -> str:
+    """Normalise any answer to a bounded, NFKC-normalised string ('' for non-strings)."""
+    if not isinstance(text, str):
+        return ""
+    return unicodedata.normalize("NFKC", text[:MAX_CHARS])
+
+
+def _to_box(values, width: int, height: int, coords: str):
+    try:
+        x1, y1, x2, y2 = (float(v) for v in values)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if coords == "norm1000":
+        x1, x2 = x1 * width / 1000.0, x2 * width / 1000.0
+        y1, y2 = y1 * height / 1000.0, y2 * height / 1000.0
+    x1, x2 = sorted((x1, x2))
+    y1, y2 = sorted((y1, y2))
+    x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
+    y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
+    return (x1, y1, x2, y2)
+
+
+def find_boxes(text: str, width: int, height: int, coords: str = "pixel") -> list[tuple[float, float, float, float]]:
+    """Boxes in order of appearance (see module docstring for formats and normalisation)."""
+    text = clean(text)
+    matches = list(BOX_NATIVE.finditer(text))
+    if not matches:
+        matches = sorted([*BOX_LIST.finditer(text), *BOX_PAIRS.finditer(text)], key=lambda m: m.start())
+    boxes = []
+    for m in matches[:MAX_BOXES]:
+        box = _to_box(m.groups(), width, height, coords)
+        if box is not None:
+            boxes.append(box)
+    return boxes
+
+
+def box_spans(text: str, width: int, height: int, coords: str = "pixel"):
+    """(start offset, box) for each box, for answers that interleave words and boxes."""
+    text = clean(text)
+    matches = list(BOX_NATIVE.finditer(text)) or sorted(
+        [*BOX_LIST.finditer(text), *BOX_PAIRS.finditer(text)], key=lambda m: m.start())
+    out = []
+    for m in matches[:MAX_BOXES]:
+        box = _to_box(m.groups(), width, height, coords)
+        if box is not None:
+            out.append((m.start(), box))
+    return out
+
+
+def category_of(word: str) -> str | None:
+    return _CATEGORY_OF.get(word.lower())
+
+
+def find_categories(text: str) -> list[str]:
+    """Category mentions in order (synonyms and plurals mapped to the six names)."""
+    return [_CATEGORY_OF[m.group(1).lower()] for m in CATEGORY_RE.finditer(clean(text))]
+
+
+def category_spans(text: str):
+    return [(m.start(), _CATEGORY_OF[m.group(1).lower()]) for m in CATEGORY_RE.finditer(clean(text))]
+
+
+def _position(m: re.Match) -> str:
+    if m.group(1):
+        row, col = _ROW[m.group(1).lower()], _COL[m.group(2).lower()]
+        return f"{row} {col}"
+    if m.group(3):
+        return "middle center"
+    return f"middle {m.group(4).lower()}"
+
+
+def find_positions(text: str) -> list[str]:
+    """3x3 grid cells in order; "upper left" -> "top left", "central region" -> "middle center",
+    "left side" -> "middle left"."""
+    out = [_position(m) for m in POSITION_RE.finditer(clean(text))]
+    return [p for p in out if p in GRID_POSITIONS]
+
+
+def find_size(text: str) -> str | None:
+    m = SIZE_RE.search(clean(text))
+    if not m:
+        return None
+    word = m.group(1).lower()
+    return "medium-sized" if word.startswith("medium") else word
+
+
+def find_shape(text: str) -> str | None:
+    m = SHAPE_RE.search(clean(text))
+    if not m:
+        return None
+    word = m.group(1).lower()
+    return "roughly square" if "square" in word else word
+
+
+def find_count(text: str) -> int | None:
+    """The count an answer states: "There are 4 instances", "three ships"; else the first
+    number outside any box; None if there is none."""
+    text = clean(text)
+    m = COUNT_RE.search(text)
+    if m is None:
+        for pattern in (BOX_NATIVE, BOX_LIST, BOX_PAIRS):
+            text = pattern.sub(" ", text)
+        m = FIRST_NUMBER_RE.search(text)
+    if m is None:
+        return None
+    word = m.group(1).lower()
+    return int(word) if word.isdigit() else _NUMBER_WORDS[word]
+
+
+def find_relations(text: str) -> list[tuple[str, str, str, str]]:
+    """(subject, object, distance, direction) statements such as
+    "The ship is far from the harbor, to the upper left of it"."""
+    out = []
+    for m in RELATION_RE.finditer(clean(text)):
+        subject, obj = category_of(m.group(1)), category_of(m.group(3))
+        if subject and obj:
+            distance = "near" if m.group(2).lower() in ("near", "close to") else "far from"
+            out.append((subject, obj, distance, m.group(4).lower()))
+    return out
+
+
+_SEGMENT_RE = re.compile(r"[.;!?\n]+")
+
+
+def find_phrases(text: str) -> list[tuple[str, str]]:
+    """(category, position) pairs of a description, §4.2(5): the answer is cut into phrases at
+    sentence punctuation; within a phrase, categories and positions pair up in order."""
+    pairs = []
+    for segment in _SEGMENT_RE.split(clean(text)):
+        cats, positions = find_categories(segment), find_positions(segment)
+        pairs.extend(zip(cats, positions))
+    return pairs
