@@ -12,8 +12,10 @@ setup: $(STAMP)
 
 $(STAMP): envs/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -r envs/requirements.txt
+	$(BIN)/python -m pip install --isolated --upgrade pip
+	# --isolated: ignore pip config that prefers a local CPU-only torch wheel; the PyPI
+	# torchvision needs the regular torch build (which runs on CPU too).
+	$(BIN)/python -m pip install --isolated -r envs/requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: setup  ## the whole chain on the generated demo dataset

@@ -67,3 +67,114 @@ STATS_OUTPUTS = [f"{STATS_DIR}/{t}.{ext}" for t in STATS_TABLES for ext in ("csv
 VALIDATION = [f"{SARCHAT}/validation/train/{t}.{s}.json" for t in TASKS for s in train_shards(t)] + [
     f"{SARCHAT}/validation/test/{c}.json" for c in CELLS]
 DATASET_OUTPUTS = [f"{SARCHAT}/train.jsonl", *TEST_FILES.values(), *STATS_OUTPUTS]
+
+
+# ---- models (issue #3) and scores (issue #4) ----
+import re  # noqa: E402
+
+from sarchat_bench.registry import RegistryError, check_local_source, entry, model_path  # noqa: E402
+from sarchat_bench.registry import run_models, swift_split  # noqa: E402
+
+try:
+    RUN_MODELS = run_models(config)
+except RegistryError as err:
+    raise WorkflowError(str(err)) from None
+
+MODELS_DIR = f"{RESULTS}/models"
+PREDICTIONS = f"{RESULTS}/predictions"
+SCORES = f"{RESULTS}/scores"
+ENV_FILES = {"default": "../envs/sarchat.yaml", "transformers4": "../envs/transformers4.yaml"}
+
+
+def model_entry(model):
+    return entry(config, model)
+
+
+def model_mode(model):
+    return model_entry(model)["mode"]
+
+
+def models_in_mode(*modes, keys=None):
+    return [m for m in (keys or RUN_MODELS) if model_mode(m) in modes]
+
+
+def conda_env(wildcards):
+    return ENV_FILES[model_entry(wildcards.model)["environment"]]
+
+
+def _spec(model, section):
+    e = model_entry(model)
+    check_local_source(model, e)
+    spec = {"model_path": model_path(e), "model_type": e["model_type"], "template": e["template"],
+            "source": e["source"], "env": e["env"]}
+    if section == "train":
+        spec["settings"] = swift_split(e)[0]
+    else:
+        spec["settings"] = {k: v for k, v in e["infer"].items() if k not in ("gpus", "cpus_per_gpu", "mem_mb", "runtime", "shards")}
+    return spec
+
+
+def train_spec(wildcards):
+    """What a training job depends on; other config changes never retrain a model."""
+    return json.dumps(_spec(wildcards.model, "train"), sort_keys=True)
+
+
+def infer_spec(wildcards):
+    return json.dumps(_spec(wildcards.model, "infer"), sort_keys=True)
+
+
+def job_resource(section, key):
+    """A per-model resource; memory and runtime grow with the attempt of a retried job."""
+    scaled = key in ("mem_mb", "runtime")
+
+    def get(wildcards, attempt=1):
+        value = model_entry(wildcards.model)[section][key]
+        return value * attempt if scaled else value
+
+    return get
+
+
+def job_threads(section):
+    def get(wildcards):
+        e = model_entry(wildcards.model)[section]
+        return max(1, e.get("gpus", 0)) * e.get("cpus_per_gpu", 1)
+
+    return get
+
+
+def tiny_source(wildcards):
+    """The tiny model folder a model is built from, if any."""
+    source = model_entry(wildcards.model)["source"]
+    return [f"{MODELS_DIR}/tiny/{source['tiny']}"] if "tiny" in source else []
+
+
+def inference_inputs(wildcards):
+    inputs = {"test": f"{SARCHAT}/test/{wildcards.cell}.jsonl", "model": tiny_source(wildcards)}
+    if model_mode(wildcards.model) == "finetune":
+        inputs["adapter"] = f"{MODELS_DIR}/{wildcards.model}/adapter.json"
+    return inputs
+
+
+def shard_names(model):
+    n = model_entry(model)["infer"]["shards"]
+    return [f"{i}-of-{n}" for i in range(1, n + 1)]
+
+
+def prediction_shards(wildcards):
+    return [f"{PREDICTIONS}/{wildcards.model}/shards/{wildcards.cell}.{s}.jsonl" for s in shard_names(wildcards.model)]
+
+
+MODEL_KEYS = "|".join(re.escape(m) for m in config["models"])
+GENERATED_MODELS = "|".join(re.escape(m) for m in config["models"] if entry(config, m)["mode"] != "predictions") or "^$"
+TRAIN_ALL = [f"{MODELS_DIR}/{m}/adapter.json" for m in models_in_mode("finetune")]
+INFER_ALL = [f"{PREDICTIONS}/{m}/{c}.jsonl" for m in models_in_mode("finetune", "zero_shot") for c in CELLS]
+SCORE_ALL = [f"{SCORES}/{m}/{c}.json" for m in RUN_MODELS for c in CELLS]
+TABLES = [f"{RESULTS}/tables/{t}" for t in ("table3.md", "table3.csv", "table3.tex", "table3_ci.md",
+                                            "table3_ci.csv", "task_scores.md", "task_scores.csv",
+                                            "table3_vs_paper.md")]
+FIGURES = [f"{RESULTS}/figures/{f}.png" for f in ("radar", "avg_vs_params", "per_category")]
+
+
+def registry_summary():
+    return json.dumps({m: {k: model_entry(m).get(k) for k in ("family", "params_b", "paper_row")} for m in RUN_MODELS},
+                      sort_keys=True)

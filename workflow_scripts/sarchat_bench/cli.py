@@ -143,6 +143,73 @@ def cmd_report(args) -> None:
     log.info("tables in %s, figures in %s", args.tables_dir, args.figures_dir)
 
 
+def cmd_tiny_model(args) -> None:
+    from .tiny_models import build
+
+    log.info("tiny %s model written to %s", args.architecture, build(args.architecture, args.out, args.corpus, args.seed))
+
+
+def cmd_train(args) -> None:
+    from .training import train
+
+    spec = args.spec
+    source = spec["source"]
+    info = train(args.model, model_path=spec["model_path"], model_type=spec["model_type"], template=spec["template"],
+                 dataset=args.dataset, work_dir=args.work_dir, sentinel=args.sentinel, settings=spec["settings"],
+                 gpus=args.gpus, workers=args.workers, env=spec.get("env"), revision=source.get("revision"),
+                 use_hf=source.get("from", "huggingface") == "huggingface" and "hub" in source)
+    log.info("%s: adapter %s (step %s)", args.model, info["adapter"], info["global_step"])
+
+
+def cmd_infer(args) -> None:
+    import os
+
+    from .inference import run_shard, shard_records, swift_predictor
+    from .io import read_json
+
+    spec = args.spec
+    os.environ.update({k: str(v) for k, v in spec.get("env", {}).items()})
+    records = shard_records(args.test, args.shard)
+    adapters = [read_json(args.adapter_info)["adapter"]] if args.adapter_info else None
+    settings = spec["settings"]
+    predict = swift_predictor(spec["model_path"], model_type=spec["model_type"], template=spec["template"],
+                              adapters=adapters, backend=settings["backend"], torch_dtype=settings["torch_dtype"],
+                              max_new_tokens=settings["max_new_tokens"], batch_size=settings["batch_size"],
+                              engine_kwargs=settings.get("engine_kwargs"), revision=spec["source"].get("revision"))
+    summary = run_shard(records, predict, args.out, args.partial, batch_size=settings["batch_size"])
+    log.info("%s: %d records (%d predicted in this run, %.0f s)", args.out, summary["records"],
+             summary["predicted_now"], summary["seconds"])
+
+
+def cmd_merge_predictions(args) -> None:
+    from .inference import merge_shards
+
+    n = merge_shards(args.test, args.shards, args.out)
+    log.info("%s: %d predictions, ids checked against %s", args.out, n, args.test)
+
+
+def cmd_registry(args) -> None:
+    import yaml
+
+    from .registry import entry, model_path, run_models
+
+    config = yaml.safe_load(Path(args.config).read_text())
+    keys = list(config["models"]) if args.all else run_models(config)
+    problems = []
+    for key in keys:
+        e = entry(config, key)
+        print(f"{key:18} {e['family']:32} {e['params_b']:>7} B  {e['mode']:11} {e['model_type']:14} "
+              f"{e['template']:14} {model_path(e)}")
+        if args.check:
+            from .registry import check_against_swift
+
+            problems += check_against_swift(key, e)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if any(not p.startswith("warning:") for p in problems):
+        raise SystemExit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sarchat_bench", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -218,6 +285,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures-dir", required=True)
     p.add_argument("--scores", nargs="+", required=True, metavar="MODEL=PATH", help="score files (named by cell)")
     p.add_argument("--registry", type=_json, default={}, help="model -> {family, params_b, paper_row}")
+    p = add("tiny-model", cmd_tiny_model, "build a tiny vision-language model with random weights (no download)")
+    p.add_argument("--architecture", required=True, choices=["qwen2_vl", "llava1_5_hf"])
+    p.add_argument("--out", required=True, help="model folder")
+    p.add_argument("--corpus", nargs="+", required=True, help="dataset files whose text trains the tokenizer")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = add("train", cmd_train, "LoRA fine-tuning of one model with swift sft (resumes from its last checkpoint)")
+    p.add_argument("--model", required=True, help="model key")
+    p.add_argument("--spec", type=_json, required=True, help="model path, type, template, source, env, settings")
+    p.add_argument("--dataset", required=True, help="the training mix (JSONL)")
+    p.add_argument("--work-dir", required=True, help="checkpoints (kept across failed attempts)")
+    p.add_argument("--sentinel", required=True, help="written last: names the final adapter")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs of the job (>1 launches torchrun)")
+    p.add_argument("--workers", type=int, default=1, help="dataloader workers")
+
+    p = add("infer", cmd_infer, "predict one shard of one test file (resumable)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--spec", type=_json, required=True)
+    p.add_argument("--test", required=True)
+    p.add_argument("--shard", type=_shard, default=(1, 1), metavar="I-of-N")
+    p.add_argument("--adapter-info", help="the training sentinel (omit for zero-shot)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--partial", required=True, help="append-only progress file (undeclared output)")
+
+    p = add("merge-predictions", cmd_merge_predictions, "concatenate shard predictions, checking ids")
+    p.add_argument("--test", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("shards", nargs="+")
+
+    p = add("registry", cmd_registry, "list the models to run; --check validates them against ms-swift")
+    p.add_argument("--config", default="config.yaml")
+    p.add_argument("--all", action="store_true", help="every entry, not only `run`")
+    p.add_argument("--check", action="store_true")
     return parser
 
 

@@ -1,0 +1,104 @@
+# Inference (issue #3), scoring and the report (issue #4).
+
+
+rule infer_shard:
+    input:
+        unpack(inference_inputs),
+    output:
+        f"{PREDICTIONS}/{{model}}/shards/{{cell}}.{{shard}}.jsonl",
+    wildcard_constraints:
+        model=GENERATED_MODELS,
+    params:
+        spec=infer_spec,
+        adapter=lambda w, input: f"--adapter-info {input.adapter}" if "adapter" in input.keys() else "",
+        # Undeclared on purpose: Snakemake must not delete finished records of a failed job.
+        partial=lambda w, output: Path(output[0]).parents[1] / "work" / f"{Path(output[0]).stem}.partial.jsonl",
+    threads: job_threads("infer")
+    resources:
+        gpu=job_resource("infer", "gpus"),
+        cpus_per_gpu=job_resource("infer", "cpus_per_gpu"),
+        mem_mb=job_resource("infer", "mem_mb"),
+        runtime=job_resource("infer", "runtime"),
+    log:
+        f"{LOGS}/infer/{{model}}/{{cell}}.{{shard}}.log",
+    benchmark:
+        f"{BENCH}/infer/{{model}}/{{cell}}.{{shard}}.tsv"
+    conda:
+        conda_env
+    shell:
+        "python -m sarchat_bench infer --model {wildcards.model} --spec {params.spec:q} --test {input.test}"
+        " --shard {wildcards.shard} {params.adapter} --out {output} --partial {params.partial} > {log} 2>&1"
+
+
+rule merge_predictions:
+    input:
+        test=f"{SARCHAT}/test/{{cell}}.jsonl",
+        shards=prediction_shards,
+    output:
+        f"{PREDICTIONS}/{{model}}/{{cell}}.jsonl",
+    wildcard_constraints:
+        model=GENERATED_MODELS,
+    log:
+        f"{LOGS}/merge_predictions/{{model}}/{{cell}}.log",
+    benchmark:
+        f"{BENCH}/merge_predictions/{{model}}/{{cell}}.tsv"
+    conda:
+        "../envs/sarchat.yaml"
+    shell:
+        "python -m sarchat_bench merge-predictions --test {input.test} --out {output} {input.shards} 2> {log}"
+
+
+rule score_cell:
+    input:
+        test=f"{SARCHAT}/test/{{cell}}.jsonl",
+        predictions=f"{PREDICTIONS}/{{model}}/{{cell}}.jsonl",
+    output:
+        scores=f"{SCORES}/{{model}}/{{cell}}.json",
+        details=f"{SCORES}/{{model}}/{{cell}}.details.jsonl",
+    wildcard_constraints:
+        model=MODEL_KEYS,
+    params:
+        coords=lambda w: model_entry(w.model)["coords"],
+        seed=config["scoring"]["seed"],
+    log:
+        f"{LOGS}/score/{{model}}/{{cell}}.log",
+    benchmark:
+        f"{BENCH}/score/{{model}}/{{cell}}.tsv"
+    conda:
+        "../envs/sarchat.yaml"
+    shell:
+        "python -m sarchat_bench score --cell {wildcards.cell} --test {input.test} --predictions {input.predictions}"
+        " --out {output.scores} --details {output.details} --model {wildcards.model} --coords {params.coords}"
+        " --seed {params.seed} 2> {log}"
+
+
+rule report:
+    input:
+        SCORE_ALL,
+    output:
+        tables=[report(t, category="Benchmark", caption="report/table.rst") for t in TABLES],
+        figures=[report(f, category="Figures", caption="report/figure.rst") for f in FIGURES],
+    params:
+        scores=" ".join(f"{m}={SCORES}/{m}/{c}.json" for m in RUN_MODELS for c in CELLS),
+        registry=registry_summary(),
+        tables_dir=lambda w, output: Path(output.tables[0]).parent,
+        figures_dir=lambda w, output: Path(output.figures[0]).parent,
+    log:
+        f"{LOGS}/report.log",
+    benchmark:
+        f"{BENCH}/report.tsv"
+    conda:
+        "../envs/sarchat.yaml"
+    shell:
+        "python -m sarchat_bench report --tables-dir {params.tables_dir} --figures-dir {params.figures_dir}"
+        " --scores {params.scores} --registry {params.registry:q} 2> {log}"
+
+
+rule infer_all:
+    input:
+        INFER_ALL,
+
+
+rule score_all:
+    input:
+        SCORE_ALL,

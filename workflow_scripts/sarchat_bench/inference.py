@@ -1,0 +1,189 @@
+"""Sharded, resumable inference through ms-swift's Python API.
+
+A shard is a contiguous slice of a test file. Completed records are appended to an
+undeclared `.partial` file and fsync'ed after every batch, so a killed job loses at most the
+batch in flight; on restart a truncated last line is cut off and ids already done are
+skipped. Only when the shard is complete is its declared output written (atomically, in
+test-file order); Snakemake deletes the declared outputs of a failed job, never the partial
+file. A CUDA out-of-memory error halves the batch and carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import orjson
+
+from .build import shard_range
+from .io import InputError, atomic_output, iter_jsonl
+
+log = logging.getLogger(__name__)
+PredictFn = Callable[[Sequence[dict]], list[str]]
+
+
+def shard_records(test_path, shard: tuple[int, int]) -> list[dict]:
+    records = []
+    ids = set()
+    for i, rec in enumerate(iter_jsonl(test_path), start=1):
+        rid = rec.get("id")
+        if not isinstance(rid, str) or not isinstance(rec.get("messages"), list) or not rec["messages"] \
+                or not isinstance(rec.get("images"), list):
+            raise InputError(test_path, "test record needs a string 'id', 'messages' and 'images'", record=f"line {i}")
+        if rid in ids:
+            raise InputError(test_path, "duplicated id", record=f"line {i} (id {rid})")
+        ids.add(rid)
+        records.append(rec)
+    return records[slice(*shard_range(len(records), shard))]
+
+
+def read_partial(path) -> dict[str, str]:
+    """Responses already written to a partial file; a truncated or corrupt tail (a job killed
+    mid-write) is cut off so that the file ends with a complete record."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    data = path.read_bytes()
+    done: dict[str, str] = {}
+    good_end = 0
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        try:
+            rec = orjson.loads(line)
+            done[rec["id"]] = rec["response"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            break
+        good_end += len(line)
+    if good_end < len(data):
+        log.warning("%s: cut %d bytes of an incomplete record (job killed mid-write)", path, len(data) - good_end)
+        with open(path, "r+b") as handle:
+            handle.truncate(good_end)
+    return done
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    try:
+        import torch
+
+        if isinstance(err, torch.cuda.OutOfMemoryError):
+            return True
+    except ImportError:
+        pass
+    return "out of memory" in str(err).lower()
+
+
+def run_shard(records: list[dict], predict: PredictFn, out_path, partial_path, *, batch_size: int,
+              progress_every_s: float = 30.0) -> dict:
+    """Predict every record not yet in `partial_path`; then write `out_path` in record order."""
+    partial_path = Path(partial_path)
+    partial_path.parent.mkdir(parents=True, exist_ok=True)
+    done = read_partial(partial_path)
+    wanted = {r["id"] for r in records}
+    todo = [r for r in records if r["id"] not in done]
+    log.info("%s: %d records, %d already done, %d to predict (batch size %d)", out_path, len(records),
+             len(records) - len(todo), len(todo), batch_size)
+    start = last = time.monotonic()
+    predicted = 0
+    with open(partial_path, "ab") as partial:
+        i = 0
+        while i < len(todo):
+            batch = todo[i:i + batch_size]
+            try:
+                responses = predict(batch)
+            except Exception as err:  # noqa: BLE001 - only out-of-memory is handled; the rest re-raised
+                if not is_out_of_memory(err) or batch_size == 1:
+                    raise
+                batch_size = max(1, batch_size // 2)
+                log.warning("out of memory; batch size halved to %d and batch retried", batch_size)
+                _free_gpu_memory()
+                continue
+            if len(responses) != len(batch):
+                raise RuntimeError(f"engine returned {len(responses)} responses for {len(batch)} requests")
+            partial.write(b"".join(orjson.dumps({"id": r["id"], "response": s}, option=orjson.OPT_APPEND_NEWLINE)
+                                   for r, s in zip(batch, responses)))
+            partial.flush()
+            os.fsync(partial.fileno())
+            for r, s in zip(batch, responses):
+                done[r["id"]] = s
+            i += len(batch)
+            predicted += len(batch)
+            if time.monotonic() - last >= progress_every_s:
+                elapsed = time.monotonic() - start
+                log.info("%s: %d/%d predicted (%.1f records/s)", out_path, i, len(todo), i / elapsed)
+                last = time.monotonic()
+    missing = wanted - done.keys()
+    if missing:
+        raise RuntimeError(f"{len(missing)} records of the shard have no prediction")
+    with atomic_output(out_path) as out:
+        for r in records:
+            out.write(orjson.dumps({"id": r["id"], "response": done[r["id"]]}, option=orjson.OPT_APPEND_NEWLINE))
+    partial_path.unlink()
+    return {"records": len(records), "predicted_now": predicted, "seconds": round(time.monotonic() - start, 2)}
+
+
+def _free_gpu_memory() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def merge_shards(test_path, shard_paths: list, out_path) -> int:
+    """Concatenate shard outputs; the ids must be exactly the test file's, in order."""
+    expected = [rec["id"] for rec in iter_jsonl(test_path)]
+    got = []
+    with atomic_output(out_path) as out:
+        for path in shard_paths:
+            for line_no, rec in enumerate(iter_jsonl(path), start=1):
+                if not isinstance(rec.get("id"), str) or not isinstance(rec.get("response"), str):
+                    raise InputError(path, "prediction needs string 'id' and 'response'", record=f"line {line_no}")
+                got.append(rec["id"])
+                out.write(orjson.dumps({"id": rec["id"], "response": rec["response"]},
+                                       option=orjson.OPT_APPEND_NEWLINE))
+        if got != expected:
+            dup = len(got) - len(set(got))
+            missing = len(set(expected) - set(got))
+            raise InputError(out_path, f"merged shards do not match {test_path}: {missing} ids missing, "
+                                       f"{dup} duplicated, {len(set(got) - set(expected))} unknown")
+    return len(got)
+
+
+def swift_predictor(model: str, *, model_type: str, template: str, adapters: list[str] | None, backend: str,
+                    torch_dtype: str, max_new_tokens: int, batch_size: int, engine_kwargs: dict | None = None,
+                    revision: str | None = None) -> PredictFn:
+    """A predict function over an ms-swift engine (greedy decoding)."""
+    import torch
+    from swift.infer_engine import InferRequest, RequestConfig
+
+    dtype = getattr(torch, torch_dtype)
+    kwargs = dict(engine_kwargs or {})
+    if backend == "transformers":
+        from swift.infer_engine import TransformersEngine
+
+        engine = TransformersEngine(model, model_type=model_type, template_type=template, adapters=adapters or None,
+                                    torch_dtype=dtype, max_batch_size=batch_size, revision=revision, **kwargs)
+    elif backend == "vllm":
+        from swift.infer_engine import VllmEngine
+
+        if adapters:
+            kwargs.setdefault("enable_lora", True)
+            kwargs.setdefault("max_lora_rank", 64)
+        engine = VllmEngine(model, model_type=model_type, template_type=template, adapters=adapters or None,
+                            torch_dtype=dtype, revision=revision, **kwargs)
+    else:
+        raise ValueError(f"unknown inference backend {backend!r} (transformers or vllm)")
+    config = RequestConfig(max_tokens=max_new_tokens, temperature=0)
+
+    def predict(batch: Sequence[dict]) -> list[str]:
+        requests = [InferRequest(messages=[rec["messages"][0]], images=list(rec["images"])) for rec in batch]
+        responses = engine.infer(requests, config, use_tqdm=False)
+        return [r.choices[0].message.content or "" for r in responses]
+
+    return predict

@@ -1,0 +1,88 @@
+"""The model registry (config `models:`): defaults, sources, and checks against the installed
+ms-swift's own registry."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+# The paper's 16 models (§5.2 and the authors' repository), in the order of Table 3.
+PAPER_MODELS = ("internvl2.5-8b", "internvl2.5-4b", "internvl2.5-2b", "internvl2.5-1b", "deepseek-vl-7b",
+                "deepseek-vl-1.3b", "phi3.5-vision", "glm-edge-v-2b", "glm-edge-v-5b", "mplug-owl3-7b",
+                "mplug-owl3-2b", "mplug-owl3-1b", "qwen2-vl-7b", "qwen2-vl-2b", "llava1.5-7b", "yi-vl-6b")
+TINY_DIR = "results/models/tiny"
+ENTRY_DEFAULTS = {"mode": "finetune", "coords": "pixel", "environment": "default", "extra_packages": [], "env": {},
+                  "train": {}, "infer": {}}
+JOB_KEYS = ("gpus", "cpus_per_gpu", "mem_mb", "runtime")
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+class RegistryError(ValueError):
+    pass
+
+
+def run_models(config: dict) -> list[str]:
+    """The model keys to run; an unknown key is an error that lists the known ones."""
+    run = config["run"]
+    keys = list(PAPER_MODELS) if run == "paper" else list(run)
+    unknown = [k for k in keys if k not in config["models"]]
+    if unknown:
+        raise RegistryError(f"config 'run' names unknown model(s) {unknown}; known: {', '.join(config['models'])}")
+    return keys
+
+
+def entry(config: dict, key: str) -> dict:
+    """A model's entry with defaults filled in and train/infer merged over the global ones."""
+    if key not in config["models"]:
+        raise RegistryError(f"unknown model {key!r}; known: {', '.join(config['models'])}")
+    e = {**ENTRY_DEFAULTS, **config["models"][key]}
+    e["train"] = {**config["training"], **e["train"]}
+    e["infer"] = {**config["inference"], **e["infer"]}
+    return e
+
+
+def model_path(e: dict) -> str:
+    """What ms-swift gets as --model: a hub id, a local folder, or the tiny model's folder."""
+    source = e["source"]
+    if "tiny" in source:
+        return f"{TINY_DIR}/{source['tiny']}"
+    if "local" in source:
+        return source["local"]
+    return source["hub"]
+
+
+def check_local_source(key: str, e: dict) -> None:
+    source = e["source"]
+    if "local" in source and not Path(source["local"]).is_dir():
+        raise RegistryError(f"model {key!r}: local source {source['local']!r} is not a folder")
+
+
+def swift_split(e: dict) -> tuple[dict, dict]:
+    """(swift sft options, job resources) of a merged train section."""
+    settings = {k: v for k, v in e["train"].items() if k not in JOB_KEYS}
+    return settings, {k: e["train"][k] for k in JOB_KEYS if k in e["train"]}
+
+
+def check_against_swift(key: str, e: dict) -> list[str]:
+    """Problems of an entry against the installed ms-swift registry (empty when fine).
+
+    A hub id that ms-swift does not list for the model type is a problem unless the entry's
+    `note` explains it; an unpinned revision is reported as a warning line ("warning: ...").
+    """
+    from swift.model import MODEL_MAPPING
+    from swift.template import TEMPLATE_MAPPING
+
+    problems = []
+    if e["model_type"] not in MODEL_MAPPING:
+        problems.append(f"{key}: model_type {e['model_type']!r} is not in ms-swift's model registry")
+    if e["template"] not in TEMPLATE_MAPPING:
+        problems.append(f"{key}: template {e['template']!r} is not in ms-swift's template registry")
+    source = e["source"]
+    if "hub" in source and e["model_type"] in MODEL_MAPPING:
+        meta = MODEL_MAPPING[e["model_type"]]
+        ids = {i for g in meta.model_groups for m in g.models for i in (m.ms_model_id, m.hf_model_id) if i}
+        if source["hub"] not in ids and not e.get("note"):
+            problems.append(f"{key}: {source['hub']} is not registered for {e['model_type']} and no note says why")
+        if not COMMIT_RE.match(source["revision"]):
+            problems.append(f"warning: {key}: revision {source['revision']!r} is not a pinned commit")
+    return problems
