@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
-STAMP := $(VENV)/.installed-$(shell cksum < envs/requirements.txt | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat envs/requirements.txt envs/base.txt | cksum | cut -d' ' -f1)
 RUN := PATH="$(BIN):$$PATH"
 CORES ?= all
 
@@ -10,7 +10,7 @@ CORES ?= all
 
 setup: $(STAMP)
 
-$(STAMP): envs/requirements.txt
+$(STAMP): envs/requirements.txt envs/base.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --isolated --upgrade pip
 	# --isolated: ignore pip config that prefers a local CPU-only torch wheel; the PyPI
