@@ -172,7 +172,8 @@ SCORE_ALL = [f"{SCORES}/{m}/{c}.json" for m in RUN_MODELS for c in CELLS]
 TABLES = [f"{RESULTS}/tables/{t}" for t in ("table3.md", "table3.csv", "table3.tex", "table3_ci.md",
                                             "table3_ci.csv", "task_scores.md", "task_scores.csv",
                                             "table3_vs_paper.md")]
-FIGURES = [f"{RESULTS}/figures/{f}.png" for f in ("radar", "avg_vs_params", "per_category")]
+FIGURES = [f"{RESULTS}/figures/{f}.png" for f in ("radar", "avg_vs_params", "per_category", "paper_radar",
+                                                 "paper_avg_vs_params")]
 
 
 def registry_summary():

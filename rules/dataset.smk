@@ -157,7 +157,7 @@ rule dataset_stats:
         train_files=[path for paths in TRAIN_FILES.values() for path in paths],
         test_files=list(TEST_FILES.values()),
     output:
-        STATS_OUTPUTS,
+        [report(p, category="Dataset", caption="report/stats.rst") for p in STATS_OUTPUTS],
     params:
         out_dir=lambda w, output: Path(output[0]).parent,
         train_pairs=" ".join(f"{t}={p}" for t, paths in TRAIN_FILES.items() for p in paths),

@@ -94,10 +94,34 @@ def test_one_cell_rebuilds_alone(built, sardet_flat):
     assert target.read_bytes() == before
 
 
-def test_demo_default_target(tmp_path):
+@pytest.mark.swift
+def test_demo_runs_the_whole_chain(tmp_path):
+    """The default target on the demo: dataset, tiny-model LoRA training with real swift sft,
+    real ms-swift inference for all nine cells, scores, tables, figures, and the HTML report."""
     snakemake(tmp_path, extra_config="demo: {seed: 3, images: {train: 12, test: 8}}")
-    assert (tmp_path / "results" / "demo" / "SARDet_100K" / "Annotations" / "train.json").is_file()
-    assert (tmp_path / "results" / "sarchat" / "train.jsonl").stat().st_size > 0
+    results = tmp_path / "results"
+    assert (results / "demo" / "SARDet_100K" / "Annotations" / "train.json").is_file()
+    for model in ("tiny-qwen2-vl", "tiny-llava1.5"):
+        adapter = orjson.loads((results / "models" / model / "adapter.json").read_bytes())
+        assert adapter["global_step"] == 6 and (results / "models" / model / "loss.png").is_file()
+        for cell in CELLS:
+            test_ids = [orjson.loads(line)["id"] for line in (results / "sarchat" / "test" / f"{cell}.jsonl").read_bytes().splitlines()]
+            predictions = [orjson.loads(line) for line in (results / "predictions" / model / f"{cell}.jsonl").read_bytes().splitlines()]
+            assert [p["id"] for p in predictions] == test_ids
+            score = orjson.loads((results / "scores" / model / f"{cell}.json").read_bytes())
+            assert score["n_samples"] == len(test_ids)
+    table = (results / "tables" / "table3.md").read_text()
+    assert "tiny-qwen2-vl" in table and "tiny-llava1.5" in table and "Eq. 4" in table
+    assert (results / "tables" / "table3.tex").read_text().startswith("\\begin{table}")
+    for figure in ("radar", "avg_vs_params", "per_category", "paper_radar", "paper_avg_vs_params"):
+        assert (results / "figures" / f"{figure}.png").stat().st_size > 10_000
+    snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
+    html = (tmp_path / "report.html").read_text()
+    assert "table3.md" in html and "categories.png" in html and len(html) > 100_000
+    # Rescoring never reruns inference.
+    (results / "scores" / "tiny-qwen2-vl" / "count.json").unlink()
+    assert planned_rules(tmp_path, "score_all", extra_config="demo: {seed: 3, images: {train: 12, test: 8}}") == {
+        "score_cell": 1, "score_all": 1}
 
 
 def test_bad_config_is_rejected(tmp_path):

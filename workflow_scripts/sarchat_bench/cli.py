@@ -324,12 +324,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # Our own handler: ms-swift and transformers reconfigure the root logger when imported.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    log.handlers[:] = [handler]
+    log.setLevel(args.log_level)
+    log.propagate = False
+    log.disabled = False
     try:
         args.func(args)
     except InputError as err:
-        log.error("%s", err)
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - our own failures get one line, not a traceback
+        from .registry import RegistryError
+        from .training import TrainingError
+
+        if not isinstance(err, (RegistryError, TrainingError)):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0

@@ -182,7 +182,7 @@ def write_tables(out_dir, scores: dict, registry: dict) -> None:
     _write(out_dir / "table3_vs_paper.md", "# Ours beside the paper's Table 3\n\n" + body)
 
 
-def radar_figure(tasks: pd.DataFrame, path) -> None:
+def radar_figure(tasks: pd.DataFrame, path, title="Task scores (Eq. 5) per model", low=0) -> None:
     labels = list(TASK_LABELS.values())
     angles = np.linspace(0, 2 * np.pi, len(labels), endpoint=False).tolist()
     fig, ax = plt.subplots(figsize=(6.5, 6.5), subplot_kw={"polar": True})
@@ -191,20 +191,20 @@ def radar_figure(tasks: pd.DataFrame, path) -> None:
         ax.plot(angles + angles[:1], values + values[:1], label=row["Model"])
         ax.fill(angles + angles[:1], values + values[:1], alpha=0.1)
     ax.set_xticks(angles, labels, fontsize=8)
-    ax.set_ylim(0, 100)
-    ax.set_title("Task scores (Eq. 5) per model")
+    ax.set_ylim(low, 100)
+    ax.set_title(title)
     ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.1), fontsize=8)
     save_figure(fig, path)
 
 
-def params_figure(table: pd.DataFrame, path) -> None:
+def params_figure(table: pd.DataFrame, path, title="Average score vs parameters, per family") -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for family, group in table.dropna(subset=["Param (B)"]).groupby("Family"):
         group = group.sort_values("Param (B)")
         ax.plot(group["Param (B)"], group["Avg score"].astype(float), marker="o", linestyle="--", label=family)
     ax.set_xlabel("Parameters (billions)")
     ax.set_ylabel("Average score (Eq. 4)")
-    ax.set_title("Average score vs parameters, per family")
+    ax.set_title(title)
     ax.grid(alpha=0.4)
     ax.legend(fontsize=8)
     save_figure(fig, path)
@@ -232,12 +232,30 @@ def per_category_figure(scores: dict, path) -> None:
     save_figure(fig, path)
 
 
+def paper_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The paper's Table 3 in our layout (its printed Avg score kept), and its Eq. 5 task scores."""
+    rows, task_rows = [], []
+    for key, row in PAPER["table3"].items():
+        values = dict(zip(COLUMN_NAMES, row["cols"]))
+        rows.append({"Model": key, "Family": row["family"], "Param (B)": row["params_b"], "Avg score": row["avg"],
+                     **values})
+        task_rows.append({"Model": key, **{TASK_LABELS[t]: s for t, s in task_scores(values).items()},
+                          "Avg score (Eq. 4)": row["avg"]})
+    return pd.DataFrame(rows), pd.DataFrame(task_rows)
+
+
 def write_figures(out_dir, scores: dict, registry: dict) -> None:
     out_dir = Path(out_dir)
     table, tasks, _ = table3(scores, registry)
     radar_figure(tasks, out_dir / "radar.png")
     params_figure(table, out_dir / "avg_vs_params.png")
     per_category_figure(scores, out_dir / "per_category.png")
+    # The paper's numbers through the same code: a reference for reading ours (Figure 1, right).
+    paper_table, paper_tasks = paper_tables()
+    radar_figure(paper_tasks[paper_tasks.Model.isin(["internvl2.5-8b", "deepseek-vl-7b", "phi3.5-vision",
+                                                     "llava1.5-7b", "mplug-owl3-7b", "glm-edge-v-5b", "qwen2-vl-7b"])],
+                 out_dir / "paper_radar.png", title="The paper's task scores (Table 3, Eq. 5)", low=30)
+    params_figure(paper_table, out_dir / "paper_avg_vs_params.png", title="The paper's average score vs parameters")
 
 
 def report(tables_dir: str | os.PathLike, figures_dir: str | os.PathLike, score_files: dict, registry: dict) -> None:

@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -53,11 +54,21 @@ def _value(v) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
+class TrainingError(RuntimeError):
+    pass
+
+
+def swift_executable() -> str:
+    """The `swift` launcher of the running environment (the venv need not be activated)."""
+    candidate = Path(sys.executable).with_name("swift")
+    return str(candidate) if candidate.is_file() else "swift"
+
+
 def sft_command(*, model_path: str, model_type: str, template: str, dataset: str, work_dir: str | os.PathLike,
                 settings: dict, workers: int, revision: str | None = None, use_hf: bool = False,
                 resume_from: str | os.PathLike | None = None) -> list[str]:
     """The `swift sft` argument list for one model."""
-    cmd = ["swift", "sft", "--model", model_path, "--model_type", model_type, "--template", template,
+    cmd = [swift_executable(), "sft", "--model", model_path, "--model_type", model_type, "--template", template,
            "--dataset", dataset, "--output_dir", str(work_dir), "--add_version", "false", "--check_model", "false",
            "--split_dataset_ratio", "0", "--report_to", "none", "--dataloader_num_workers", str(workers)]
     if revision:
@@ -126,7 +137,10 @@ def train(model: str, *, model_path: str, model_type: str, template: str, datase
                       work_dir=work_dir, settings=settings, workers=workers, revision=revision, use_hf=use_hf,
                       resume_from=resume)
     log.info("running: %s", shlex.join(cmd))
-    subprocess.run(cmd, env=job_env(model, gpus, env), check=True)
+    result = subprocess.run(cmd, env=job_env(model, gpus, env))
+    if result.returncode != 0:
+        raise TrainingError(f"{model}: swift sft failed with exit code {result.returncode} (its output is above); "
+                            f"rerun to resume from {latest_checkpoint(work_dir) or 'the start'}")
     final = latest_checkpoint(work_dir)
     if final is None:
         raise RuntimeError(f"swift sft finished but left no checkpoint in {work_dir}")
