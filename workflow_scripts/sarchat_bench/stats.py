@@ -135,19 +135,12 @@ def save_figure(fig, path) -> None:
     plt.close(fig)
 
 
-def category_figure(t1: pd.DataFrame, path) -> None:
+def distribution_figure(table: pd.DataFrame, label: str, title: str, ylabel: str, path) -> None:
+    """This build's train/test shares beside the paper's (Tables 1 and 5)."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    _bar(ax, list(t1.category), {"train (this build)": t1.train_pct, "test (this build)": t1.test_pct,
-                                 "train (paper)": t1.train_paper_pct, "test (paper)": t1.test_paper_pct},
-         "Category distribution of boxes (Table 1)", "% of boxes")
-    save_figure(fig, path)
-
-
-def task_figure(t5: pd.DataFrame, path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    _bar(ax, list(t5.task), {"train (this build)": t5.train_pct, "test (this build)": t5.test_pct,
-                             "train (paper)": t5.train_paper_pct, "test (paper)": t5.test_paper_pct},
-         "Task distribution of samples (Table 5)", "% of samples")
+    _bar(ax, list(table[label]), {"train (this build)": table.train_pct, "test (this build)": table.test_pct,
+                                  "train (paper)": table.train_paper_pct, "test (paper)": table.test_paper_pct},
+         title, ylabel)
     save_figure(fig, path)
 
 
@@ -167,5 +160,6 @@ def build_all(out_dir, train_tables, test_tables, train_files: dict, test_files:
     write_table(table4(boxes), out_dir / "table4_aspect_ratio_by_category")
     write_table(t5, out_dir / "table5_tasks")
     write_table(filter_report(reports), out_dir / "filter_report")
-    category_figure(t1, out_dir / "categories.png")
-    task_figure(t5, out_dir / "tasks.png")
+    distribution_figure(t1, "category", "Category distribution of boxes (Table 1)", "% of boxes",
+                        out_dir / "categories.png")
+    distribution_figure(t5, "task", "Task distribution of samples (Table 5)", "% of samples", out_dir / "tasks.png")
