@@ -18,8 +18,9 @@ $(STAMP): envs/requirements.txt envs/base.txt
 	$(BIN)/python -m pip install --isolated -r envs/requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-demo: setup  ## the whole chain on the generated demo dataset
+demo: setup  ## the whole chain on the generated demo dataset, then the HTML report
 	$(RUN) snakemake --cores $(CORES)
+	$(RUN) snakemake --report results/report.html
 
 test: setup  ## the test suite (unit tests, then real Snakemake/ms-swift runs)
 	$(RUN) python -m pytest

@@ -118,10 +118,44 @@ def test_demo_runs_the_whole_chain(tmp_path):
     snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
     html = (tmp_path / "report.html").read_text()
     assert "table3.md" in html and "categories.png" in html and len(html) > 100_000
+    # The adapter merges into full weights for backends that need them.
+    snakemake(tmp_path, "results/models/tiny-llava1.5/merged", extra_config="demo: {seed: 3, images: {train: 12, test: 8}}")
+    assert (results / "models" / "tiny-llava1.5" / "merged" / "config.json").is_file()
     # Rescoring never reruns inference.
     (results / "scores" / "tiny-qwen2-vl" / "count.json").unlink()
     assert planned_rules(tmp_path, "score_all", extra_config="demo: {seed: 3, images: {train: 12, test: 8}}") == {
         "score_cell": 1, "score_all": 1}
+
+
+def test_predictions_only_model_is_scored_without_training(built, sardet_flat):
+    """A model whose predictions come from another tool: drop the files, get the tables."""
+    for cell in CELLS:
+        test = built / "results" / "sarchat" / "test" / f"{cell}.jsonl"
+        out = built / "results" / "predictions" / "elsewhere" / f"{cell}.jsonl"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"".join(orjson.dumps({"id": r["id"], "response": r["messages"][1]["content"]}) + b"\n"
+                                 for r in map(orjson.loads, test.read_bytes().splitlines())))
+    extra = "run: [elsewhere]\nmodels: {elsewhere: {family: Other tool, params_b: 1, mode: predictions}}"
+    plan = planned_rules(built, "report", "--config", f"sardet_root={sardet_flat}", extra_config=extra)
+    assert set(plan) == {"score_cell", "report"} and plan["score_cell"] == 9
+    snakemake(built, "report", "--config", f"sardet_root={sardet_flat}", extra_config=extra)
+    row = next(line for line in (built / "results" / "tables" / "table3.csv").read_text().splitlines()
+               if line.startswith("elsewhere"))
+    values = [v for v in row.split(",")[3:] if v]
+    assert values and all(float(v) == 100.0 for v in values)
+
+
+def test_download_rule_places_a_local_archive(tmp_path, sardet_flat):
+    import tarfile
+
+    archive = tmp_path / "sardet.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(sardet_flat, arcname="SARDet_100K")
+    snakemake(tmp_path, "results/sarchat/test/count.jsonl",
+              extra_config=f"download: {{source: archive, archive: {archive}}}")
+    placed = tmp_path / "results" / "download" / "SARDet_100K"
+    assert (placed / "Annotations" / "test.json").is_file()
+    assert (tmp_path / "results" / "sarchat" / "test" / "count.jsonl").stat().st_size > 0
 
 
 def test_bad_config_is_rejected(tmp_path):

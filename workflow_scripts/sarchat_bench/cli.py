@@ -198,9 +198,10 @@ def cmd_registry(args) -> None:
     problems = []
     for key in keys:
         e = entry(config, key)
-        print(f"{key:18} {e['family']:32} {e['params_b']:>7} B  {e['mode']:11} {e['model_type']:14} "
-              f"{e['template']:14} {model_path(e)}")
-        if args.check:
+        where = model_path(e) if "source" in e else "(predictions supplied by the user)"
+        print(f"{key:18} {e['family']:32} {e['params_b']:>7} B  {e['mode']:11} {e.get('model_type', '-'):14} "
+              f"{e.get('template', '-'):14} {where}")
+        if args.check and e["mode"] != "predictions":
             from .registry import check_against_swift
 
             problems += check_against_swift(key, e)
