@@ -63,8 +63,13 @@ def test_build_dataset_on_a_sardet_layout_folder(built):
     sarchat = built / "results" / "sarchat"
     for cell in CELLS:
         assert (sarchat / "test" / f"{cell}.jsonl").stat().st_size > 0, cell
-    mix = (sarchat / "train.jsonl").read_bytes().splitlines()
-    assert {orjson.loads(line)["task"] for line in mix} == set(TASKS)
+    mix = [orjson.loads(line) for line in (sarchat / "train.jsonl").read_bytes().splitlines()]
+    assert {r["task"] for r in mix} == set(TASKS)
+    # Decision D1: SARDet-100K's train split builds the mix, its test split the test files.
+    assert all("-train-" in r["id"] for r in mix)
+    for cell in CELLS:
+        lines = (sarchat / "test" / f"{cell}.jsonl").read_bytes().splitlines()
+        assert all("-test-" in orjson.loads(line)["id"] for line in lines)
     for report in (sarchat / "validation").rglob("*.json"):
         for path, result in orjson.loads(report.read_bytes()).items():
             assert result["invalid"] == 0 and result["records"] > 0, path

@@ -8,7 +8,6 @@ import gc
 import logging
 import os
 import time
-from pathlib import Path
 
 import orjson
 
@@ -111,7 +110,3 @@ def concatenate(parts: list[str | os.PathLike], out: str | os.PathLike) -> None:
         for part in parts:
             with open(part, "rb") as src:
                 _append_fd(src.fileno(), dst.fileno())
-
-
-def task_of_train_file(path: str | os.PathLike) -> str:
-    return Path(path).stem

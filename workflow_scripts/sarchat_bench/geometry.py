@@ -20,22 +20,18 @@ GRID_POSITIONS = tuple(f"{row} {col}" for row in ROWS for col in COLUMNS)
 # §3.2(5): five size levels by area ratio (fraction of the image), checked top-down.
 IDENTIFY_SIZE_LEVELS = ((0.4, "very large"), (0.25, "large"), (0.1, "medium-sized"), (0.03, "small"))
 IDENTIFY_SIZE_FLOOR = "very small"
-IDENTIFY_SIZES = tuple(word for _, word in IDENTIFY_SIZE_LEVELS) + (IDENTIFY_SIZE_FLOOR,)
 
 # §3.2(2): description size words, small < 5 %, large > 30 %, medium between (decision D4).
 DESCRIBE_SMALL_BELOW = 0.05
 DESCRIBE_LARGE_ABOVE = 0.30
-DESCRIBE_SIZES = ("small", "medium", "large")
 
 # §3.3 / Table 4 bins on AR = h / w (Eq. 2): <= 0.67 broad, (0.67, 1.5] square, > 1.5 tall.
 # "wide" is the broad-bodied bin, so the word matches the box (decision D2).
 SHAPE_WIDE_MAX = 0.67
 SHAPE_TALL_ABOVE = 1.5
-SHAPES = ("wide", "roughly square", "tall")
 
 # §3.2(4): two groups are "near" when their centres are closer than (W + H) / 8.
 NEAR_DIVISOR = 8.0
-DISTANCES = ("near", "far from")
 # Eight compass sectors of 45 degrees around the axes (decision D5).
 _TAN_22_5 = math.tan(math.radians(22.5))
 DIRECTIONS = (
@@ -121,11 +117,6 @@ def shape(ar: float) -> str:
     if ar > SHAPE_TALL_ABOVE:
         return "tall"
     return "roughly square"
-
-
-def shape_bin(ar: float) -> int:
-    """Index of the Table 4 bin: 0 for AR <= 0.67, 1 for (0.67, 1.5], 2 for > 1.5."""
-    return SHAPES.index(shape(ar))
 
 
 def centroid(boxes: Sequence[Sequence[float]]) -> tuple[float, float]:

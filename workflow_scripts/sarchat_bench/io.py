@@ -87,7 +87,3 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
             if not isinstance(record, dict):
                 raise InputError(path, "a JSON object was expected", record=f"line {line_no}")
             yield record
-
-
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    return list(iter_jsonl(path))
