@@ -83,6 +83,7 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of SARDet-100K's size")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="keep the scratch folder here")
+    parser.add_argument("snakemake_args", nargs="*", help="extra Snakemake options (after --)")
     args = parser.parse_args()
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="sarchat-bench-"))
@@ -94,7 +95,7 @@ def main() -> int:
 
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     cmd = [sys.executable, "-m", "snakemake", "build_dataset", "-s", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(REPO / "config.yaml"), "--cores", str(args.cores), "--quiet", "all",
+           "--configfile", str(REPO / "config.yaml"), "--cores", str(args.cores), "--quiet", "all", *args.snakemake_args,
            "--config", f"sardet_root={root}"]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, env=env)

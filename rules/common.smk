@@ -41,6 +41,10 @@ def sardet_root():
     return config["sardet_root"] or DEMO_ROOT
 
 
+def cells_of(task):
+    return [cell for cell, (cell_task, _) in CELLS.items() if cell_task == task]
+
+
 def box_tables(splits):
     return [f"{SARCHAT}/annotations/{split}.parquet" for split in splits]
 
@@ -60,10 +64,11 @@ def train_shards(task):
 TRAIN_FILES = {task: [f"{SARCHAT}/train/{task}.{shard}.jsonl" for shard in train_shards(task)] for task in TASKS}
 TEST_FILES = {cell: f"{SARCHAT}/test/{cell}.jsonl" for cell in CELLS}
 STATS_DIR = f"{SARCHAT}/stats"
-STATS_TABLES = ["table1_categories", "table2_aspect_ratio", "table4_aspect_ratio_by_category", "table5_tasks",
-                "filter_report"]
-STATS_OUTPUTS = [f"{STATS_DIR}/{t}.{ext}" for t in STATS_TABLES for ext in ("csv", "md")] + [
-    f"{STATS_DIR}/categories.png", f"{STATS_DIR}/tasks.png"]
+BOX_STATS = [f"{STATS_DIR}/{t}.{ext}" for t in ("table1_categories", "table2_aspect_ratio",
+                                                "table4_aspect_ratio_by_category", "filter_report")
+             for ext in ("csv", "md")] + [f"{STATS_DIR}/categories.png"]
+TASK_STATS = [f"{STATS_DIR}/table5_tasks.{ext}" for ext in ("csv", "md")] + [f"{STATS_DIR}/tasks.png"]
+STATS_OUTPUTS = BOX_STATS + TASK_STATS
 VALIDATION = [f"{SARCHAT}/validation/train/{t}.{s}.json" for t in TASKS for s in train_shards(t)] + [
     f"{SARCHAT}/validation/test/{c}.json" for c in CELLS]
 DATASET_OUTPUTS = [f"{SARCHAT}/train.jsonl", *TEST_FILES.values(), *STATS_OUTPUTS]

@@ -81,23 +81,29 @@ rule train_task:
         " --out {output} --seed {params.seed} --settings {params.settings:q} 2> {log}"
 
 
-rule test_cell:
-    input:
-        box_tables(TEST_SPLITS),
-    output:
-        f"{SARCHAT}/test/{{cell}}.jsonl",
-    params:
-        seed=DATASET["seed"],
-        settings=lambda w: build_settings(CELLS[w.cell][0]),
-    log:
-        f"{LOGS}/test_cell/{{cell}}.log",
-    benchmark:
-        f"{BENCH}/test_cell/{{cell}}.tsv"
-    conda:
-        "../envs/sarchat.yaml"
-    shell:
-        "python -m sarchat_bench test-cell --cell {wildcards.cell} --tables {input} --out {output}"
-        " --seed {params.seed} --settings {params.settings:q} 2> {log}"
+# One job per task writes that task's test cells (grounding, identify and refer have two).
+for _task in TASKS:
+
+    rule:
+        name:
+            f"test_{_task}"
+        input:
+            box_tables(TEST_SPLITS),
+        output:
+            [TEST_FILES[cell] for cell in cells_of(_task)],
+        params:
+            seed=DATASET["seed"],
+            settings=build_settings(_task),
+            outputs=" ".join(f"{cell}={TEST_FILES[cell]}" for cell in cells_of(_task)),
+        log:
+            f"{LOGS}/test_task/{_task}.log",
+        benchmark:
+            f"{BENCH}/test_task/{_task}.tsv"
+        conda:
+            "../envs/sarchat.yaml"
+        shell:
+            "python -m sarchat_bench test-cells --out {params.outputs} --tables {input} --seed {params.seed}"
+            " --settings {params.settings:q} 2> {log}"
 
 
 rule train_mix:
@@ -149,29 +155,45 @@ rule validate_test_cell:
         "python -m sarchat_bench validate --out {output} --describe {params.describe:q} {input} 2> {log}"
 
 
-rule dataset_stats:
+rule box_stats:
     input:
         train_tables=box_tables(TRAIN_SPLITS),
         test_tables=box_tables(TEST_SPLITS),
         reports=[f"{SARCHAT}/annotations/{s}.report.json" for s in SPLITS],
+    output:
+        [report(p, category="Dataset", caption="report/stats.rst") for p in BOX_STATS],
+    params:
+        out_dir=lambda w, output: Path(output[0]).parent,
+    log:
+        f"{LOGS}/box_stats.log",
+    benchmark:
+        f"{BENCH}/box_stats.tsv"
+    conda:
+        "../envs/sarchat.yaml"
+    shell:
+        "python -m sarchat_bench box-stats --out-dir {params.out_dir} --train-tables {input.train_tables}"
+        " --test-tables {input.test_tables} --reports {input.reports} 2> {log}"
+
+
+rule task_stats:
+    input:
         train_files=[path for paths in TRAIN_FILES.values() for path in paths],
         test_files=list(TEST_FILES.values()),
     output:
-        [report(p, category="Dataset", caption="report/stats.rst") for p in STATS_OUTPUTS],
+        [report(p, category="Dataset", caption="report/stats.rst") for p in TASK_STATS],
     params:
         out_dir=lambda w, output: Path(output[0]).parent,
         train_pairs=" ".join(f"{t}={p}" for t, paths in TRAIN_FILES.items() for p in paths),
         test_pairs=" ".join(f"{c}={p}" for c, p in TEST_FILES.items()),
     log:
-        f"{LOGS}/dataset_stats.log",
+        f"{LOGS}/task_stats.log",
     benchmark:
-        f"{BENCH}/dataset_stats.tsv"
+        f"{BENCH}/task_stats.tsv"
     conda:
         "../envs/sarchat.yaml"
     shell:
-        "python -m sarchat_bench stats --out-dir {params.out_dir} --train-tables {input.train_tables}"
-        " --test-tables {input.test_tables} --train-files {params.train_pairs}"
-        " --test-files {params.test_pairs} --reports {input.reports} 2> {log}"
+        "python -m sarchat_bench task-stats --out-dir {params.out_dir} --train-files {params.train_pairs}"
+        " --test-files {params.test_pairs} 2> {log}"
 
 
 rule build_dataset:

@@ -106,6 +106,6 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
 
 def test_cli_help_lists_every_command():
     result = run_cli("--help", check=True)
-    for command in ("demo-data", "download", "annotations", "train-task", "test-cell", "mix", "validate", "stats"):
+    for command in ("demo-data", "download", "annotations", "train-task", "test-cells", "mix", "validate", "box-stats", "task-stats"):
         assert command in result.stdout
     assert "--samples" not in run_cli("annotations", "--help", check=True).stdout

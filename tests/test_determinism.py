@@ -79,3 +79,12 @@ def test_shards_in_order_cover_the_unsharded_records(demo_tables, tmp_path, task
 def test_bad_shard_is_refused(demo_tables, tmp_path):
     with pytest.raises(ValueError, match="shard 3 of 2"):
         build_train_task("count", [demo_tables["train"]], tmp_path / "x.jsonl", seed=1, shard=(3, 2))
+
+
+def test_cells_built_together_equal_cells_built_alone(demo_tables, tmp_path):
+    from sarchat_bench.build import build_test_cells
+
+    build_test_cells({"refer_single": tmp_path / "a.jsonl", "refer_multi": tmp_path / "b.jsonl"},
+                     [demo_tables["test"]], seed=4)
+    build_test_cell("refer_multi", [demo_tables["test"]], tmp_path / "c.jsonl", seed=4)
+    assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "c.jsonl").read_bytes()

@@ -87,8 +87,8 @@ def test_rerun_is_a_no_op_and_only_changed_tasks_rerun(built, sardet_flat):
     changed = planned_rules(built, "build_dataset", *config,
                             extra_config="dataset: {tasks: {identify: {samples_per_instance: 3}}}")
     # A params change of identify reruns identify's files (and what reads them), nothing else.
-    assert changed.get("train_task") == 2 and changed.get("test_cell") == 2  # identify has 2 shards
-    assert "annotations" not in changed
+    assert changed.get("train_task") == 2 and changed.get("test_identify") == 1  # identify has 2 shards
+    assert "annotations" not in changed and "test_count" not in changed
 
 
 def test_one_cell_rebuilds_alone(built, sardet_flat):

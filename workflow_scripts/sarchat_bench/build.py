@@ -49,20 +49,23 @@ def shard_range(total: int, shard: tuple[int, int]) -> tuple[int, int]:
     return (index - 1) * total // count, index * total // count
 
 
-def generate_file(task: str, variant: str | None, box_tables: list, out: str | os.PathLike, *, seed: int,
-                  stream: str, settings: dict | None = None, categories=CATEGORIES,
-                  templates_path=DEFAULT_PATH, shard: tuple[int, int] = (1, 1)) -> dict:
-    """Generate one output file from the images of `shard`; returns a summary (records, skips)."""
-    start = time.perf_counter()
-    # The images are long-lived and acyclic: load them with the cyclic GC off, then freeze
-    # them so that the collections during generation do not rescan them over and over.
+def load_images(box_tables: list) -> list:
+    """The images of the box tables. They are long-lived and acyclic: load them with the cyclic
+    GC off, then freeze them so that the collections during generation do not rescan them."""
     gc.disable()
     try:
         images = read_boxes(box_tables)
     finally:
         gc.enable()
     gc.freeze()
-    images = images[slice(*shard_range(len(images), shard))]
+    return images
+
+
+def generate_file(task: str, variant: str | None, images: list, out: str | os.PathLike, *, seed: int,
+                  stream: str, settings: dict | None = None, categories=CATEGORIES,
+                  templates_path=DEFAULT_PATH) -> dict:
+    """Generate one output file; returns a summary (records written, skips)."""
+    start = time.perf_counter()
     ctx = Context(load_templates(templates_path), seed=seed, stream=stream, categories=tuple(categories),
                   settings=dict(settings or {}))
     n = _write_records(out, GENERATORS[task](images, ctx, variant))
@@ -78,14 +81,24 @@ def build_train_task(task: str, box_tables: list, out, *, seed: int, settings=No
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     stream = f"train:{task}" if shard == (1, 1) else f"train:{task}:{shard[0]}-of-{shard[1]}"
-    return generate_file(task, None, box_tables, out, seed=seed, stream=stream, settings=settings, shard=shard, **kw)
+    images = load_images(box_tables)
+    images = images[slice(*shard_range(len(images), shard))]
+    return generate_file(task, None, images, out, seed=seed, stream=stream, settings=settings, **kw)
+
+
+def build_test_cells(outputs: dict, box_tables: list, *, seed: int, settings=None, **kw) -> list[dict]:
+    """Test files {cell: path} from one load of the images; each cell has its own RNG stream,
+    so a cell's bytes do not depend on which other cells are built with it."""
+    unknown = [c for c in outputs if c not in CELLS]
+    if unknown:
+        raise ValueError(f"unknown test cell(s) {unknown}; expected some of {', '.join(CELLS)}")
+    images = load_images(box_tables)
+    return [generate_file(*CELLS[cell], images, out, seed=seed, stream=f"test:{cell}", settings=settings, **kw)
+            for cell, out in outputs.items()]
 
 
 def build_test_cell(cell: str, box_tables: list, out, *, seed: int, settings=None, **kw) -> dict:
-    if cell not in CELLS:
-        raise ValueError(f"unknown test cell {cell!r}; expected one of {', '.join(CELLS)}")
-    task, variant = CELLS[cell]
-    return generate_file(task, variant, box_tables, out, seed=seed, stream=f"test:{cell}", settings=settings, **kw)
+    return build_test_cells({cell: out}, box_tables, seed=seed, settings=settings, **kw)[0]
 
 
 def _append_fd(src_fd: int, dst_fd: int) -> None:

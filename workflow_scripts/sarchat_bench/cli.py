@@ -83,10 +83,16 @@ def cmd_train_task(args) -> None:
     _build(args, build_train_task, args.task, shard=args.shard)
 
 
-def cmd_test_cell(args) -> None:
-    from .build import build_test_cell
+def cmd_test_cells(args) -> None:
+    from .annotations import CATEGORIES
+    from .build import build_test_cells
 
-    _build(args, build_test_cell, args.cell)
+    outputs = {cell: paths[-1] for cell, paths in _pairs(args.out).items()}
+    settings = args.settings
+    for summary in build_test_cells(outputs, args.tables, seed=args.seed, settings=settings.get("task", {}),
+                                    categories=tuple(settings.get("categories") or CATEGORIES)):
+        if summary["records"] == 0:
+            log.warning("%s: no records (no test image falls in this cell)", summary["file"])
 
 
 def cmd_mix(args) -> None:
@@ -113,12 +119,18 @@ def cmd_validate(args) -> None:
         raise SystemExit(f"error: {sum(r['invalid'] for r in bad.values())} invalid records (see {args.out})")
 
 
-def cmd_stats(args) -> None:
-    from .stats import build_all
+def cmd_box_stats(args) -> None:
+    from .stats import build_box_stats
 
-    build_all(args.out_dir, args.train_tables, args.test_tables, _pairs(args.train_files), _pairs(args.test_files),
-              args.reports)
-    log.info("statistics written to %s", args.out_dir)
+    build_box_stats(args.out_dir, args.train_tables, args.test_tables, args.reports)
+    log.info("box statistics written to %s", args.out_dir)
+
+
+def cmd_task_stats(args) -> None:
+    from .stats import build_task_stats
+
+    build_task_stats(args.out_dir, _pairs(args.train_files), _pairs(args.test_files))
+    log.info("task statistics written to %s", args.out_dir)
 
 
 def cmd_score(args) -> None:
@@ -243,16 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bbox-tolerance", type=float, default=1.0, help="pixels a box may overhang the image")
     p.add_argument("--no-check-images", action="store_true", help="do not require the image files to exist")
 
-    for name, func, key, text in (("train-task", cmd_train_task, "--task", "one task's training records"),
-                                  ("test-cell", cmd_test_cell, "--cell", "one of the nine test files")):
-        p = add(name, func, f"generate {text}")
-        p.add_argument(key, required=True)
-        p.add_argument("--tables", nargs="+", required=True, help="box tables of the splits to use")
-        p.add_argument("--out", required=True)
-        p.add_argument("--seed", type=int, required=True, help="seed of the template choices")
-        p.add_argument("--settings", type=_json, default={}, help='{"task": {...}, "categories": [...]}')
-    sub.choices["train-task"].add_argument("--shard", type=_shard, default=(1, 1), metavar="I-of-N",
-                                           help="write the I-th of N contiguous parts of the images")
+    p = add("train-task", cmd_train_task, "generate one task's training records (or one shard of them)")
+    p.add_argument("--task", required=True)
+    p.add_argument("--shard", type=_shard, default=(1, 1), metavar="I-of-N",
+                   help="write the I-th of N contiguous parts of the images")
+    p.add_argument("--out", required=True)
+    p2 = add("test-cells", cmd_test_cells, "generate test files (cells of Table 3) from one load of the images")
+    p2.add_argument("--out", nargs="+", required=True, metavar="CELL=PATH")
+    for q in (p, p2):
+        q.add_argument("--tables", nargs="+", required=True, help="box tables of the splits to use")
+        q.add_argument("--seed", type=int, required=True, help="seed of the template choices")
+        q.add_argument("--settings", type=_json, default={}, help='{"task": {...}, "categories": [...]}')
 
     p = add("mix", cmd_mix, "concatenate the per-task training files into the training mix")
     p.add_argument("--out", required=True)
@@ -263,13 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--describe", type=_json, default={}, help="the description filter settings")
     p.add_argument("files", nargs="+")
 
-    p = add("stats", cmd_stats, "dataset statistics (Tables 1, 2, 4, 5), filter report and figures")
+    p = add("box-stats", cmd_box_stats, "Tables 1, 2 and 4, the filter report and the category figure")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--train-tables", nargs="+", required=True)
     p.add_argument("--test-tables", nargs="+", required=True)
+    p.add_argument("--reports", nargs="+", required=True)
+
+    p = add("task-stats", cmd_task_stats, "Table 5 (samples per task) and the task figure")
+    p.add_argument("--out-dir", required=True)
     p.add_argument("--train-files", nargs="+", required=True, metavar="TASK=PATH")
     p.add_argument("--test-files", nargs="+", required=True, metavar="CELL=PATH")
-    p.add_argument("--reports", nargs="+", required=True)
     p = add("score", cmd_score, "score one model's predictions for one test cell (Table 3 metrics)")
     p.add_argument("--cell", required=True)
     p.add_argument("--test", required=True, help="the cell's test file")

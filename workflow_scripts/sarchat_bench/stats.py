@@ -151,15 +151,22 @@ def write_table(df: pd.DataFrame, stem: str | os.PathLike) -> None:
         out.write(df.to_markdown(index=False) + "\n")
 
 
-def build_all(out_dir, train_tables, test_tables, train_files: dict, test_files: dict, reports: list) -> None:
+def build_box_stats(out_dir, train_tables, test_tables, reports: list) -> None:
+    """Tables 1, 2 and 4, the filter report and the category figure: they need only the boxes."""
     out_dir = Path(out_dir)
     boxes = {"train": load_boxes(train_tables), "test": load_boxes(test_tables)}
-    t1, t5 = table1(boxes), table5(train_files, test_files)
+    t1 = table1(boxes)
     write_table(t1, out_dir / "table1_categories")
     write_table(table2(boxes), out_dir / "table2_aspect_ratio")
     write_table(table4(boxes), out_dir / "table4_aspect_ratio_by_category")
-    write_table(t5, out_dir / "table5_tasks")
     write_table(filter_report(reports), out_dir / "filter_report")
     distribution_figure(t1, "category", "Category distribution of boxes (Table 1)", "% of boxes",
                         out_dir / "categories.png")
+
+
+def build_task_stats(out_dir, train_files: dict, test_files: dict) -> None:
+    """Table 5 and the task figure: they count the generated records."""
+    out_dir = Path(out_dir)
+    t5 = table5(train_files, test_files)
+    write_table(t5, out_dir / "table5_tasks")
     distribution_figure(t5, "task", "Task distribution of samples (Table 5)", "% of samples", out_dir / "tasks.png")

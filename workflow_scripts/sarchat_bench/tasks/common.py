@@ -55,9 +55,11 @@ class Context:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
-def record(rid: str, task: str, cell: str, question: str, answer: str, image, truth: dict) -> dict:
+def record(rid: str, task: str, cell: str, question: str, answer: str, image, truth: dict,
+           images: list | None = None) -> dict:
     """One ms-swift record plus our metadata. Ground truth lives in `truth` (never `objects`,
-    which ms-swift would treat as grounding data and rescale)."""
+    which ms-swift would treat as grounding data and rescale). Records of one image may share
+    `truth` and `images` objects: they are only serialised."""
     truth["width"] = image.width
     truth["height"] = image.height
     return {
@@ -68,7 +70,7 @@ def record(rid: str, task: str, cell: str, question: str, answer: str, image, tr
             {"role": "user", "content": "<image>" + question},
             {"role": "assistant", "content": answer},
         ],
-        "images": [image.path],
+        "images": images or [image.path],
         "truth": truth,
     }
 

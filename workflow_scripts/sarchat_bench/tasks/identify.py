@@ -17,7 +17,9 @@ DEFAULTS = {"samples_per_instance": 7}
 def generate(images, ctx: Context, variant=None):
     pairs = ctx.templates["identify"]["pairs"]
     n = {**DEFAULTS, **ctx.settings}["samples_per_instance"]
-    tag = TAGS["identify"]
+    # Questions split around their one {box}: 1.6M records concatenate rather than format.
+    questions = [tuple(TAGS["identify"] + part if i == 0 else part for i, part in enumerate(q.split("{box}", 1)))
+                 for q, _ in pairs]
     images = [im for im in images if variant is None or _variant(im) == variant]
     choices = iter(_template_choices(ctx, sum(len(im.instances) for im in images), len(pairs), n))
     for image in images:
@@ -25,6 +27,7 @@ def generate(images, ctx: Context, variant=None):
         cell = f"identify_{kind}"
         key = image_key(image)
         w, h = image.width, image.height
+        images_field = [image.path]
         for inst in image.instances:
             box = inst.box
             attrs = {
@@ -33,12 +36,13 @@ def generate(images, ctx: Context, variant=None):
                 "size": identify_size(area_ratio(box, w, h)),
                 "shape": shape(aspect_ratio(box)),
             }
+            truth = {**attrs, "box": list(box)}
             box_text = format_box(box)
+            prefix = f"identify-{key}-{inst.ann_id}-"
             for k, t in enumerate(next(choices)):
-                question, answer = pairs[t]
-                yield record(f"identify-{key}-{inst.ann_id}-{k}", "identify", cell,
-                             tag + question.format(box=box_text), answer.format(**attrs), image,
-                             {**attrs, "box": list(box)})
+                before, after = questions[t]
+                yield record(f"{prefix}{k}", "identify", cell, before + box_text + after,
+                             pairs[t][1].format_map(attrs), image, truth, images_field)
 
 
 def _variant(image) -> str:
