@@ -2,6 +2,7 @@
 # Logic lives in the sarchat_bench package (workflow_scripts/); this file only wires it up.
 
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ sys.path.insert(0, str(SCRIPTS_DIR))
 # Jobs run `python -m sarchat_bench`, locally and on cluster nodes alike.
 shell.prefix(f"export PYTHONPATH={shlex.quote(str(SCRIPTS_DIR))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
+from sarchat_bench.registry import RegistryError, check_local_source, entry, job_settings  # noqa: E402
+from sarchat_bench.registry import model_path, run_models  # noqa: E402
 from sarchat_bench.tasks import CELLS, TASKS  # noqa: E402
 
 RESULTS = "results"
@@ -75,11 +78,6 @@ DATASET_OUTPUTS = [f"{SARCHAT}/train.jsonl", *TEST_FILES.values(), *STATS_OUTPUT
 
 
 # ---- models (issue #3) and scores (issue #4) ----
-import re  # noqa: E402
-
-from sarchat_bench.registry import RegistryError, check_local_source, entry, model_path  # noqa: E402
-from sarchat_bench.registry import run_models, swift_split  # noqa: E402
-
 try:
     RUN_MODELS = run_models(config)
 except RegistryError as err:
@@ -99,8 +97,8 @@ def model_mode(model):
     return model_entry(model)["mode"]
 
 
-def models_in_mode(*modes, keys=None):
-    return [m for m in (keys or RUN_MODELS) if model_mode(m) in modes]
+def models_in_mode(*modes):
+    return [m for m in RUN_MODELS if model_mode(m) in modes]
 
 
 def conda_env(wildcards):
@@ -110,13 +108,8 @@ def conda_env(wildcards):
 def _spec(model, section):
     e = model_entry(model)
     check_local_source(model, e)
-    spec = {"model_path": model_path(e), "model_type": e["model_type"], "template": e["template"],
-            "source": e["source"], "env": e["env"]}
-    if section == "train":
-        spec["settings"] = swift_split(e)[0]
-    else:
-        spec["settings"] = {k: v for k, v in e["infer"].items() if k not in ("gpus", "cpus_per_gpu", "mem_mb", "runtime", "shards")}
-    return spec
+    return {"model_path": model_path(e), "model_type": e["model_type"], "template": e["template"],
+            "source": e["source"], "env": e["env"], "settings": job_settings(e, section)}
 
 
 def train_spec(wildcards):

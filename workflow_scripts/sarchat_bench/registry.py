@@ -57,10 +57,10 @@ def check_local_source(key: str, e: dict) -> None:
         raise RegistryError(f"model {key!r}: local source {source['local']!r} is not a folder")
 
 
-def swift_split(e: dict) -> tuple[dict, dict]:
-    """(swift sft options, job resources) of a merged train section."""
-    settings = {k: v for k, v in e["train"].items() if k not in JOB_KEYS}
-    return settings, {k: e["train"][k] for k in JOB_KEYS if k in e["train"]}
+def job_settings(e: dict, section: str) -> dict:
+    """The settings a train/infer job reads, without its scheduling resources (so that
+    asking for more memory does not rerun it)."""
+    return {k: v for k, v in e[section].items() if k not in JOB_KEYS and k != "shards"}
 
 
 def check_against_swift(key: str, e: dict) -> list[str]:
