@@ -9,6 +9,7 @@ from sarchat_bench.io import InputError, iter_jsonl, write_jsonl
 from sarchat_bench.metrics import bootstrap_eq3, match_boxes
 from sarchat_bench.scoring import CELL_METRICS, evaluate, score_cell
 from sarchat_bench.tasks import CELLS
+from sarchat_bench.tasks.common import truth_of
 
 # Figure 6: ground truth on a 512x512 image.
 GT = [[294, 358, 329, 427], [61, 448, 122, 503], [27, 199, 78, 261], [193, 157, 245, 306]]
@@ -71,8 +72,9 @@ def test_shifted_boxes_pass_at_25_fail_at_50(cell, test_files, tmp_path):
     from sarchat_bench.geometry import format_box, iou
 
     def answer(r):
-        boxes = r["truth"]["boxes"]
-        shifted = [shift(b, boxes, r["truth"]["width"], r["truth"]["height"]) for b in boxes]
+        truth = truth_of(r)
+        boxes = truth["boxes"]
+        shifted = [shift(b, boxes, truth["width"], truth["height"]) for b in boxes]
         assert all(0.25 <= iou(s, b) < 0.5 for s, b in zip(shifted, boxes))
         return f"There are {len(boxes)} instances. " + "".join(format_box(s) for s in shifted)
 

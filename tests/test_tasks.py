@@ -4,7 +4,7 @@ import pytest
 
 from sarchat_bench.annotations import Image, Instance
 from sarchat_bench.tasks import GENERATORS
-from sarchat_bench.tasks.common import Context
+from sarchat_bench.tasks.common import Context, truth_of
 from sarchat_bench.templates import load_templates
 from sarchat_bench.validate import check_record
 
@@ -38,7 +38,7 @@ def test_classify_lists_candidates_and_categories():
     [rec] = gen("classify", [mixed_image()])
     assert "aircraft, bridge, car, harbor, ship, tank" in rec["messages"][0]["content"]
     assert "harbor and ship" in rec["messages"][1]["content"]
-    assert rec["truth"]["categories"] == ["harbor", "ship"]
+    assert truth_of(rec)["categories"] == ["harbor", "ship"]
     assert rec["images"] == ["img2.jpg"] and rec["messages"][0]["content"].startswith("<image>")
 
 
@@ -47,7 +47,7 @@ def test_count_answer_matches_figure6():
     assert rec["messages"][1]["content"] == (
         "There are 4 instances. {<294><358><329><427>}{<61><448><122><503>}{<27><199><78><261>}{<193><157><245><306>}")
     assert rec["messages"][0]["content"].startswith("<image>[count] ")
-    assert rec["truth"]["count"] == 4
+    assert truth_of(rec)["count"] == 4
 
 
 def test_count_single_instance_is_grammatical():
@@ -58,7 +58,7 @@ def test_count_single_instance_is_grammatical():
 
 def test_count_one_sample_per_category():
     recs = gen("count", [mixed_image()])
-    assert sorted(r["truth"]["category"] for r in recs) == ["harbor", "ship"]
+    assert sorted(truth_of(r)["category"] for r in recs) == ["harbor", "ship"]
 
 
 def test_grounding_matches_figure6_phrasing():
@@ -67,7 +67,7 @@ def test_grounding_matches_figure6_phrasing():
         "In this SAR image, I can identify several objects and their locations: There are 4 ships: "
         "one in the bottom center portion {<294><358><329><427>}, one in the bottom left portion {<61><448><122><503>}, "
         "one in the middle left portion {<27><199><78><261>}, one in the middle center portion {<193><157><245><306>}.")
-    assert rec["cell"] == "grounding_multi" and rec["truth"]["relations"] == []
+    assert rec["cell"] == "grounding_multi" and truth_of(rec)["relations"] == []
 
 
 def test_grounding_relations_between_categories():
@@ -77,7 +77,7 @@ def test_grounding_relations_between_categories():
     assert "There is a harbor in the bottom right portion {<300><300><390><390>}." in answer
     # Ship centroid (45, 20), harbor (345, 345): distance 442 > (400 + 400) / 8.
     assert answer.endswith("The ship is far from the harbor, to the upper left of it.")
-    assert rec["truth"]["relations"] == [
+    assert truth_of(rec)["relations"] == [
         {"subject": "ship", "object": "harbor", "distance": "far from", "direction": "to the upper left of"}]
 
 
@@ -92,9 +92,9 @@ def test_grounding_variants():
 def test_identify_words_and_distinct_templates():
     recs = gen("identify", [figure6_image()], settings={"samples_per_instance": 7})
     assert len(recs) == 28
-    first = [r for r in recs if r["truth"]["box"] == [294, 358, 329, 427]]
+    first = [r for r in recs if truth_of(r)["box"] == [294, 358, 329, 427]]
     assert len({r["messages"][0]["content"] for r in first}) == 7
-    assert {(r["truth"]["position"], r["truth"]["size"], r["truth"]["shape"]) for r in first} == {
+    assert {(truth_of(r)["position"], truth_of(r)["size"], truth_of(r)["shape"]) for r in first} == {
         ("bottom center", "very small", "tall")}  # Figure 6: "bottom center ... a very small ship"
     assert all("{<294><358><329><427>}" in r["messages"][0]["content"] for r in first)
     assert all(r["messages"][0]["content"].startswith("<image>[identify] ") for r in recs)
@@ -122,7 +122,7 @@ def test_refer_matches_figure6():
 
 def test_refer_single_and_multi_per_category():
     recs = gen("refer", [mixed_image()])
-    assert {r["truth"]["category"]: r["cell"] for r in recs} == {"ship": "refer_multi", "harbor": "refer_single"}
+    assert {truth_of(r)["category"]: r["cell"] for r in recs} == {"ship": "refer_multi", "harbor": "refer_single"}
     assert gen("refer", [mixed_image()], "single")[0]["messages"][1]["content"] == "{<300><300><390><390>} (bottom right)"
 
 
@@ -140,7 +140,7 @@ def test_describe_filters():
     assert len(recs) == 1 and context.skipped == {"image_below_min_side": 1}
     rec = recs[0]
     assert check_record(rec, settings) == []
-    assert [(t["category"], t["size"], t["position"]) for t in rec["truth"]["targets"]] == [
+    assert [(t["category"], t["size"], t["position"]) for t in truth_of(rec)["targets"]] == [
         ("tank", "small", "middle center"), ("harbor", "medium", "bottom left")]
     answer = rec["messages"][1]["content"]
     assert answer.startswith("In this satellite image, we can observe the following: ")
@@ -162,3 +162,23 @@ def test_ids_unique_and_truth_present(task, demo_tables):
     assert records, task
     assert len({r["id"] for r in records}) == len(records)
     assert all("objects" not in r and "truth" in r for r in records)
+
+
+def test_training_mix_loads_with_hf_datasets_across_blocks(demo_tables, tmp_path):
+    """ms-swift reads training files with Hugging Face `datasets`, which infers a schema per
+    block of a JSON Lines file; the full mix spans hundreds of blocks of different tasks. A small
+    chunk size reproduces that with the demo data: every block must share one schema."""
+    import datasets
+
+    from sarchat_bench.build import build_train_task, concatenate
+
+    parts = []
+    for task in GENERATORS:
+        parts.append(tmp_path / f"{task}.jsonl")
+        build_train_task(task, [demo_tables["train"]], parts[-1], seed=0)
+    concatenate(parts, tmp_path / "mix.jsonl")
+    n = sum(p.read_bytes().count(b"\n") for p in parts)
+    ds = datasets.load_dataset("json", data_files=str(tmp_path / "mix.jsonl"), split="train", chunksize=16 << 10,
+                               cache_dir=str(tmp_path / "cache"))
+    assert len(ds) == n and set(ds["task"]) == set(GENERATORS)
+    assert truth_of(ds[0])["categories"]  # the first record is a classification

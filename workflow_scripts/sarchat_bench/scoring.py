@@ -20,7 +20,7 @@ from . import parsing as p
 from .io import InputError, atomic_output, iter_jsonl
 from .metrics import match_boxes, multiset_tp, summarise
 from .tasks import CELLS
-from .tasks.common import derive_seed
+from .tasks.common import derive_seed, truth_of
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def score_cell(cell: str, test_path, predictions_path, *, model: str = "", coord
     details = []
     for rec in iter_jsonl(test_path):
         n += 1
-        rid, truth = rec["id"], rec["truth"]
+        rid, truth = rec["id"], truth_of(rec)
         seen.add(rid)
         response = predictions.get(rid)
         if response is None:

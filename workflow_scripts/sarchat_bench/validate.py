@@ -11,6 +11,7 @@ import re
 from collections import Counter
 
 from . import geometry as g
+from .tasks.common import truth_of
 from .tasks.describe import DEFAULTS as DESCRIBE_DEFAULTS
 
 BOX_RE = re.compile(r"\{<(-?\d+)><(-?\d+)><(-?\d+)><(-?\d+)>\}")
@@ -24,7 +25,7 @@ def _boxes(text: str) -> list[list[int]]:
 def check_record(rec: dict, describe_settings: dict | None = None) -> list[str]:
     """Return the list of problems with one record (empty when it is valid)."""
     problems = []
-    truth, task = rec["truth"], rec["task"]
+    truth, task = truth_of(rec), rec["task"]
     w, h = truth["width"], truth["height"]
     question = rec["messages"][0]["content"]
     answer = rec["messages"][1]["content"]

@@ -6,6 +6,8 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
+import orjson
+
 from ..geometry import format_box
 
 # Irregular plurals; the rest take an "s". "aircraft" is its own plural.
@@ -55,13 +57,29 @@ class Context:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
-def record(rid: str, task: str, cell: str, question: str, answer: str, image, truth: dict,
-           images: list | None = None) -> dict:
-    """One ms-swift record plus our metadata. Ground truth lives in `truth` (never `objects`,
-    which ms-swift would treat as grounding data and rescale). Records of one image may share
-    `truth` and `images` objects: they are only serialised."""
+def truth_text(truth: dict, image) -> str:
+    """The ground truth as JSON text, with the image size.
+
+    It is stored as a string because its shape differs per task. Hugging Face `datasets`,
+    which ms-swift loads training files with, infers one schema per block of a file and
+    cannot cast between different structs. A string column keeps one schema for the whole
+    training mix. Read it back with `truth_of`.
+    """
     truth["width"] = image.width
     truth["height"] = image.height
+    return orjson.dumps(truth).decode()
+
+
+def truth_of(rec: dict) -> dict:
+    """The structured ground truth of a dataset record."""
+    return orjson.loads(rec["truth"])
+
+
+def record(rid: str, task: str, cell: str, question: str, answer: str, image, truth: dict | str,
+           images: list | None = None) -> dict:
+    """One ms-swift record plus our metadata. Ground truth lives in `truth` (never `objects`,
+    which ms-swift would treat as grounding data and rescale); pass it as a dict, or as the
+    text of `truth_text` when several records share it. Records may share `images` lists."""
     return {
         "id": rid,
         "task": task,
@@ -71,7 +89,7 @@ def record(rid: str, task: str, cell: str, question: str, answer: str, image, tr
             {"role": "assistant", "content": answer},
         ],
         "images": images or [image.path],
-        "truth": truth,
+        "truth": truth if isinstance(truth, str) else truth_text(truth, image),
     }
 
 

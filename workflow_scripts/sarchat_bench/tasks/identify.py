@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import area_ratio, aspect_ratio, format_box, grid_position, identify_size, shape
-from .common import TAGS, Context, image_key, record
+from .common import TAGS, Context, image_key, record, truth_text
 
 DEFAULTS = {"samples_per_instance": 7}
 
@@ -36,7 +36,7 @@ def generate(images, ctx: Context, variant=None):
                 "size": identify_size(area_ratio(box, w, h)),
                 "shape": shape(aspect_ratio(box)),
             }
-            truth = {**attrs, "box": list(box)}
+            truth = truth_text({**attrs, "box": list(box)}, image)
             box_text = format_box(box)
             prefix = f"identify-{key}-{inst.ann_id}-"
             for k, t in enumerate(next(choices)):
