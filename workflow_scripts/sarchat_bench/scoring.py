@@ -18,7 +18,7 @@ import orjson
 
 from . import parsing as p
 from .io import InputError, atomic_output, iter_jsonl
-from .metrics import match_boxes, multiset_tp, summarise
+from .metrics import match_boxes, multiset_tp, summarise, value_of
 from .tasks import CELLS
 from .tasks.common import derive_seed, truth_of
 
@@ -167,10 +167,9 @@ def score_cell(cell: str, test_path, predictions_path, *, model: str = "", coord
         log.warning("%s: %d predictions have ids that are not in %s (ignored)", predictions_path, extra, test_path)
     if missing:
         log.warning("%s: %d of %d test records have no prediction (scored as wrong)", predictions_path, missing, n)
-    metrics = {m: {**summarise(units[m], derive_seed(seed, model, cell, m), UNITS.get(m, "samples"))}
+    metrics = {m: summarise(units[m], derive_seed(seed, model, cell, m), UNITS.get(m, "samples"))
                for m in CELL_METRICS[cell]}
-    breakdown = {m: {c: summarise(u, derive_seed(seed, model, cell, m, c), UNITS.get(m, "samples"))["value"]
-                     for c, u in sorted(per_category[m].items())} for m in per_category}
+    breakdown = {m: {c: value_of(u) for c, u in sorted(per_category[m].items())} for m in per_category}
     if details_path is not None:
         with atomic_output(details_path) as out:
             for d in details:
