@@ -163,7 +163,7 @@ def prediction_shards(wildcards):
 
 
 MODEL_KEYS = "|".join(re.escape(m) for m in config["models"])
-GENERATED_MODELS = "|".join(re.escape(m) for m in config["models"] if entry(config, m)["mode"] != "predictions") or "^$"
+GENERATED_MODELS = "|".join(re.escape(m) for m in config["models"] if model_mode(m) != "predictions") or "^$"
 TRAIN_ALL = [f"{MODELS_DIR}/{m}/adapter.json" for m in models_in_mode("finetune")]
 INFER_ALL = [f"{PREDICTIONS}/{m}/{c}.jsonl" for m in models_in_mode("finetune", "zero_shot") for c in CELLS]
 SCORE_ALL = [f"{SCORES}/{m}/{c}.json" for m in RUN_MODELS for c in CELLS]

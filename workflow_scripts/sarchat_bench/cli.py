@@ -67,32 +67,32 @@ def cmd_annotations(args) -> None:
              report.boxes_out, report.boxes_in)
 
 
-def _build(args, builder, name, **kw) -> None:
-    settings = args.settings
+def _generation_kwargs(args) -> dict:
+    """seed, task settings and categories of a train-task / test-cells command."""
     from .annotations import CATEGORIES
 
-    summary = builder(name, args.tables, args.out, seed=args.seed, settings=settings.get("task", {}),
-                      categories=tuple(settings.get("categories") or CATEGORIES), **kw)
+    return {"seed": args.seed, "settings": args.settings.get("task", {}),
+            "categories": tuple(args.settings.get("categories") or CATEGORIES)}
+
+
+def _warn_if_empty(summary: dict) -> None:
     if summary["records"] == 0:
-        log.warning("%s: no records (is the input empty, or do all images fall in the other variant?)", args.out)
+        log.warning("%s: no records (is the input empty, or do all images fall in the other variant?)",
+                    summary["file"])
 
 
 def cmd_train_task(args) -> None:
     from .build import build_train_task
 
-    _build(args, build_train_task, args.task, shard=args.shard)
+    _warn_if_empty(build_train_task(args.task, args.tables, args.out, shard=args.shard, **_generation_kwargs(args)))
 
 
 def cmd_test_cells(args) -> None:
-    from .annotations import CATEGORIES
     from .build import build_test_cells
 
     outputs = {cell: paths[-1] for cell, paths in _pairs(args.out).items()}
-    settings = args.settings
-    for summary in build_test_cells(outputs, args.tables, seed=args.seed, settings=settings.get("task", {}),
-                                    categories=tuple(settings.get("categories") or CATEGORIES)):
-        if summary["records"] == 0:
-            log.warning("%s: no records (no test image falls in this cell)", summary["file"])
+    for summary in build_test_cells(outputs, args.tables, **_generation_kwargs(args)):
+        _warn_if_empty(summary)
 
 
 def cmd_mix(args) -> None:

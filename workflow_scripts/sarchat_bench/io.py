@@ -45,11 +45,6 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
-def dumps(obj) -> bytes:
-    """Canonical JSON bytes: sorted keys, so equal objects give equal bytes."""
-    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
-
-
 def write_json(path: str | os.PathLike, obj) -> None:
     with atomic_output(path) as out:
         out.write(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))

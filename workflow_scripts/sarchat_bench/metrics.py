@@ -75,11 +75,14 @@ def bootstrap_eq3(units: np.ndarray, seed: int, resamples: int = BOOTSTRAP_RESAM
     return (round(float(low), 2), round(float(high), 2))
 
 
+def _reported(value: float) -> float | None:
+    return None if np.isnan(value) else round(value, 2)
+
+
 def value_of(units) -> float | None:
     """Eq. 3 over per-sample (TP, FP, FN), rounded; None when there is nothing to count."""
     tp, fp, fn = (sum(column) for column in zip(*units)) if units else (0, 0, 0)
-    value = eq3(tp, fp, fn)
-    return None if np.isnan(value) else round(value, 2)
+    return _reported(eq3(tp, fp, fn))
 
 
 def summarise(units: list[tuple[int, int, int]], seed: int, unit: str) -> dict:
@@ -87,7 +90,7 @@ def summarise(units: list[tuple[int, int, int]], seed: int, unit: str) -> dict:
     arr = np.asarray(units, dtype=np.int64).reshape(-1, 3)
     tp, fp, fn = (int(v) for v in arr.sum(axis=0)) if len(arr) else (0, 0, 0)
     return {
-        "value": value_of(units),
+        "value": _reported(eq3(tp, fp, fn)),
         "ci95": list(bootstrap_eq3(arr, seed)),
         "n_samples": int(len(arr)),
         "unit": unit,

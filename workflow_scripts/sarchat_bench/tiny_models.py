@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from .io import iter_jsonl
@@ -141,13 +142,9 @@ def build(architecture: str, out: str | os.PathLike, dataset_files: list, seed: 
     out = Path(out)
     tmp = out.with_name(out.name + ".part")
     if tmp.exists():
-        import shutil
-
         shutil.rmtree(tmp)
     builders[architecture](tmp, list(corpus(dataset_files)), seed)
     if out.exists():
-        import shutil
-
         shutil.rmtree(out)
     os.replace(tmp, out)
     return out

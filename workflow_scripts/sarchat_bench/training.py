@@ -24,11 +24,6 @@ from .io import atomic_output, write_json
 
 log = logging.getLogger(__name__)
 
-# The paper's hyperparameters (§5.1); config.yaml's `training:` holds the defaults used.
-SWIFT_ARGS = ("tuner_type", "lora_rank", "lora_alpha", "target_modules", "learning_rate", "warmup_ratio",
-              "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "torch_dtype",
-              "gradient_checkpointing", "max_length", "save_steps", "logging_steps", "max_steps", "deepspeed",
-              "save_total_limit", "seed", "attn_impl", "freeze_vit", "lora_dropout")
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -75,11 +70,12 @@ def sft_command(*, model_path: str, model_type: str, template: str, dataset: str
         cmd += ["--model_revision", revision]
     if use_hf:
         cmd += ["--use_hf", "true"]
-    for key in SWIFT_ARGS:
-        if settings.get(key) is not None:
-            cmd += [f"--{key}", _value(settings[key])]
-    for key, value in sorted(settings.get("extra_args", {}).items()):
-        cmd += [f"--{key}", _value(value)]
+    # Every setting is a `swift sft` option (config.yaml's `training:` plus the model's `train:`);
+    # extra_args holds options without a default there.
+    options = {k: v for k, v in settings.items() if k != "extra_args"}
+    for key, value in [*options.items(), *sorted(settings.get("extra_args", {}).items())]:
+        if value is not None:
+            cmd += [f"--{key}", _value(value)]
     if resume_from:
         cmd += ["--resume_from_checkpoint", str(resume_from)]
     return cmd
