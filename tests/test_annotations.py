@@ -29,6 +29,24 @@ def test_clean_split_roundtrips_through_the_box_table(tmp_path):
     assert read_boxes([tmp_path / "t.parquet"]) == images
 
 
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 7])
+def test_shards_of_several_tables_cover_every_image_once(tmp_path, count):
+    # Two splits whose image ids overlap: a shard may end in one table and start in the next.
+    tables = []
+    for split, n in (("train", 3), ("val", 2)):
+        write_coco(tmp_path, split, [img(i) for i in range(1, n + 1)],
+                   [ann(10 * i + k, i, k) for i in range(1, n + 1) for k in range(i)])
+        images, _ = load_split(tmp_path, split)
+        write_boxes(tmp_path / f"{split}.parquet", images)
+        tables.append(tmp_path / f"{split}.parquet")
+    whole = read_boxes(tables)
+    assert [(im.split, im.image_id, len(im.instances)) for im in whole] == [
+        ("train", 1, 1), ("train", 2, 2), ("train", 3, 3), ("val", 1, 1), ("val", 2, 2)]
+    parts = [read_boxes(tables, (i, count)) for i in range(1, count + 1)]
+    assert [im for part in parts for im in part] == whole
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
 def test_counted_skips(tmp_path):
     images = [img(1), img(2), img(3), img(4)]
     anns = [

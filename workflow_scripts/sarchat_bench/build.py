@@ -41,20 +41,13 @@ def _write_records(path, records) -> int:
     return count
 
 
-def shard_range(total: int, shard: tuple[int, int]) -> tuple[int, int]:
-    """Contiguous slice [start, stop) of `total` items for shard (index, count), index from 1."""
-    index, count = shard
-    if not 1 <= index <= count:
-        raise ValueError(f"shard {index} of {count} does not exist")
-    return (index - 1) * total // count, index * total // count
-
-
-def load_images(box_tables: list) -> list:
-    """The images of the box tables. They are long-lived and acyclic: load them with the cyclic
-    GC off, then freeze them so that the collections during generation do not rescan them."""
+def load_images(box_tables: list, shard=(1, 1)) -> list:
+    """The images of the box tables (or of one shard of them). They are long-lived and acyclic:
+    load them with the cyclic GC off, then freeze them so that the collections during generation
+    do not rescan them."""
     gc.disable()
     try:
-        images = read_boxes(box_tables)
+        images = read_boxes(box_tables, shard)
     finally:
         gc.enable()
     gc.freeze()
@@ -81,8 +74,7 @@ def build_train_task(task: str, box_tables: list, out, *, seed: int, settings=No
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     stream = f"train:{task}" if shard == (1, 1) else f"train:{task}:{shard[0]}-of-{shard[1]}"
-    images = load_images(box_tables)
-    images = images[slice(*shard_range(len(images), shard))]
+    images = load_images(box_tables, shard)
     return generate_file(task, None, images, out, seed=seed, stream=stream, settings=settings, **kw)
 
 

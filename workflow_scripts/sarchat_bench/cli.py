@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .io import InputError, write_json
+from .sharding import parse_shard
 
 log = logging.getLogger("sarchat_bench")
 
@@ -36,10 +37,10 @@ def _pairs(items: list[str]) -> dict[str, list[str]]:
 
 
 def _shard(text: str) -> tuple[int, int]:
-    index, sep, count = text.partition("-of-")
-    if not (sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
-        raise argparse.ArgumentTypeError(f"expected I-of-N with 1 <= I <= N, got {text!r}")
-    return int(index), int(count)
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def cmd_demo_data(args) -> None:

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import orjson
 
-from .build import shard_range
+from .sharding import shard_range
 from .io import InputError, atomic_output, iter_jsonl
 
 log = logging.getLogger(__name__)

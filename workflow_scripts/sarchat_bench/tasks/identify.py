@@ -12,6 +12,7 @@ from ..geometry import area_ratio, aspect_ratio, format_box, grid_position, iden
 from .common import TAGS, Context, image_key, record, truth_text
 
 DEFAULTS = {"samples_per_instance": 7}
+ATTRIBUTES = ("category", "position", "size", "shape")
 
 
 def generate(images, ctx: Context, variant=None):
@@ -20,6 +21,9 @@ def generate(images, ctx: Context, variant=None):
     # Questions split around their one {box}: 1.6M records concatenate rather than format.
     questions = [tuple(TAGS["identify"] + part if i == 0 else part for i, part in enumerate(q.split("{box}", 1)))
                  for q, _ in pairs]
+    # An answer depends only on the template and four words (at most 6 x 9 x 5 x 3 word sets),
+    # so each set's answers are formatted once and reused.
+    answers: dict[tuple, list[str]] = {}
     images = [im for im in images if variant is None or _variant(im) == variant]
     choices = iter(_template_choices(ctx, sum(len(im.instances) for im in images), len(pairs), n))
     for image in images:
@@ -30,19 +34,19 @@ def generate(images, ctx: Context, variant=None):
         images_field = [image.path]
         for inst in image.instances:
             box = inst.box
-            attrs = {
-                "category": inst.category,
-                "position": grid_position(box, w, h),
-                "size": identify_size(area_ratio(box, w, h)),
-                "shape": shape(aspect_ratio(box)),
-            }
-            truth = truth_text({**attrs, "box": list(box)}, image)
+            words = (inst.category, grid_position(box, w, h), identify_size(area_ratio(box, w, h)),
+                     shape(aspect_ratio(box)))
+            texts = answers.get(words)
+            if texts is None:
+                attrs = dict(zip(ATTRIBUTES, words))
+                texts = answers[words] = [answer.format_map(attrs) for _, answer in pairs]
+            truth = truth_text({**dict(zip(ATTRIBUTES, words)), "box": list(box)}, image)
             box_text = format_box(box)
             prefix = f"identify-{key}-{inst.ann_id}-"
             for k, t in enumerate(next(choices)):
                 before, after = questions[t]
-                yield record(f"{prefix}{k}", "identify", cell, before + box_text + after,
-                             pairs[t][1].format_map(attrs), image, truth, images_field)
+                yield record(f"{prefix}{k}", "identify", cell, before + box_text + after, texts[t], image, truth,
+                             images_field)
 
 
 def _variant(image) -> str:

@@ -1,0 +1,20 @@
+"""Shards: the i-th of n contiguous parts of a sequence (training images, test records).
+The parts, concatenated in order, give back the whole sequence once."""
+
+from __future__ import annotations
+
+
+def shard_range(total: int, shard: tuple[int, int]) -> tuple[int, int]:
+    """Contiguous slice [start, stop) of `total` items for shard (index, count), index from 1."""
+    index, count = shard
+    if not 1 <= index <= count:
+        raise ValueError(f"shard {index} of {count} does not exist")
+    return (index - 1) * total // count, index * total // count
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """"2-of-4" -> (2, 4)."""
+    index, sep, count = text.partition("-of-")
+    if not (sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise ValueError(f"expected I-of-N with 1 <= I <= N, got {text!r}")
+    return int(index), int(count)
