@@ -66,11 +66,16 @@ def train_shards(task):
 # the large tasks spread over cores or nodes; the mix concatenates them.
 TRAIN_FILES = {task: [f"{SARCHAT}/train/{task}.{shard}.jsonl" for shard in train_shards(task)] for task in TASKS}
 TEST_FILES = {cell: f"{SARCHAT}/test/{cell}.jsonl" for cell in CELLS}
+# Each generator job also writes a summary (records, skips) that task_stats reads.
+SUMMARIES = f"{SARCHAT}/summaries"
+TRAIN_SUMMARIES = [f"{SUMMARIES}/train/{task}.{shard}.json" for task in TASKS for shard in train_shards(task)]
+TEST_SUMMARIES = [f"{SUMMARIES}/test/{task}.json" for task in TASKS]
 STATS_DIR = f"{SARCHAT}/stats"
 BOX_STATS = [f"{STATS_DIR}/{t}.{ext}" for t in ("table1_categories", "table2_aspect_ratio",
                                                 "table4_aspect_ratio_by_category", "filter_report")
              for ext in ("csv", "md")] + [f"{STATS_DIR}/categories.png"]
-TASK_STATS = [f"{STATS_DIR}/table5_tasks.{ext}" for ext in ("csv", "md")] + [f"{STATS_DIR}/tasks.png"]
+TASK_STATS = [f"{STATS_DIR}/{t}.{ext}" for t in ("table5_tasks", "generation_report") for ext in ("csv", "md")] + [
+    f"{STATS_DIR}/tasks.png"]
 STATS_OUTPUTS = BOX_STATS + TASK_STATS
 VALIDATION = [f"{SARCHAT}/validation/train/{t}.{s}.json" for t in TASKS for s in train_shards(t)] + [
     f"{SARCHAT}/validation/test/{c}.json" for c in CELLS]

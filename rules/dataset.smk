@@ -66,7 +66,8 @@ rule train_task:
     input:
         box_tables(TRAIN_SPLITS),
     output:
-        f"{SARCHAT}/train/{{task}}.{{shard}}.jsonl",
+        records=f"{SARCHAT}/train/{{task}}.{{shard}}.jsonl",
+        summary=f"{SUMMARIES}/train/{{task}}.{{shard}}.json",
     params:
         seed=DATASET["seed"],
         settings=lambda w: build_settings(w.task),
@@ -78,7 +79,8 @@ rule train_task:
         "../envs/sarchat.yaml"
     shell:
         "python -m sarchat_bench train-task --task {wildcards.task} --shard {wildcards.shard} --tables {input}"
-        " --out {output} --seed {params.seed} --settings {params.settings:q} 2> {log}"
+        " --out {output.records} --summary {output.summary} --seed {params.seed} --settings {params.settings:q}"
+        " 2> {log}"
 
 
 # One job per task writes that task's test cells (grounding, identify and refer have two).
@@ -90,7 +92,8 @@ for _task in TASKS:
         input:
             box_tables(TEST_SPLITS),
         output:
-            [TEST_FILES[cell] for cell in cells_of(_task)],
+            cells=[TEST_FILES[cell] for cell in cells_of(_task)],
+            summary=f"{SUMMARIES}/test/{_task}.json",
         params:
             seed=DATASET["seed"],
             settings=build_settings(_task),
@@ -102,8 +105,8 @@ for _task in TASKS:
         conda:
             "../envs/sarchat.yaml"
         shell:
-            "python -m sarchat_bench test-cells --out {params.outputs} --tables {input} --seed {params.seed}"
-            " --settings {params.settings:q} 2> {log}"
+            "python -m sarchat_bench test-cells --out {params.outputs} --summary {output.summary} --tables {input}"
+            " --seed {params.seed} --settings {params.settings:q} 2> {log}"
 
 
 rule train_mix:
@@ -175,16 +178,15 @@ rule box_stats:
         " --test-tables {input.test_tables} --reports {input.reports} 2> {log}"
 
 
+# Counts come from the generator jobs' summaries, so the 2M records are not read again.
 rule task_stats:
     input:
-        train_files=[path for paths in TRAIN_FILES.values() for path in paths],
-        test_files=list(TEST_FILES.values()),
+        train=TRAIN_SUMMARIES,
+        test=TEST_SUMMARIES,
     output:
         [report(p, category="Dataset", caption="report/stats.rst") for p in TASK_STATS],
     params:
         out_dir=lambda w, output: Path(output[0]).parent,
-        train_pairs=" ".join(f"{t}={p}" for t, paths in TRAIN_FILES.items() for p in paths),
-        test_pairs=" ".join(f"{c}={p}" for c, p in TEST_FILES.items()),
     log:
         f"{LOGS}/task_stats.log",
     benchmark:
@@ -192,8 +194,8 @@ rule task_stats:
     conda:
         "../envs/sarchat.yaml"
     shell:
-        "python -m sarchat_bench task-stats --out-dir {params.out_dir} --train-files {params.train_pairs}"
-        " --test-files {params.test_pairs} 2> {log}"
+        "python -m sarchat_bench task-stats --out-dir {params.out_dir} --train-summaries {input.train}"
+        " --test-summaries {input.test} 2> {log}"
 
 
 rule build_dataset:

@@ -4,9 +4,11 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import orjson
+import pandas as pd
 import pytest
 
 from conftest import REPO
@@ -77,6 +79,14 @@ def test_build_dataset_on_a_sardet_layout_folder(built):
                  "table5_tasks.md", "filter_report.md", "categories.png", "tasks.png"):
         assert (sarchat / "stats" / name).stat().st_size > 0
     assert "paper" in (sarchat / "stats" / "table1_categories.md").read_text()
+    # Table 5 is counted from the generator jobs' summaries: it must match the files themselves.
+    table5 = pd.read_csv(sarchat / "stats" / "table5_tasks.csv").set_index("task")
+    assert table5["train"].to_dict() == Counter(r["task"] for r in mix)
+    test_counts = Counter(orjson.loads(line)["task"] for cell in CELLS
+                          for line in (sarchat / "test" / f"{cell}.jsonl").read_bytes().splitlines())
+    assert table5["test"].to_dict() == test_counts
+    generation = pd.read_csv(sarchat / "stats" / "generation_report.csv")
+    assert set(generation.task) == set(TASKS) and generation.records.sum() == len(mix) + sum(test_counts.values())
     for rule_dir in ("logs", "benchmarks"):
         assert (built / "results" / rule_dir / "annotations").is_dir()
 

@@ -82,18 +82,25 @@ def _warn_if_empty(summary: dict) -> None:
                     summary["file"])
 
 
+def _write_summaries(path: str | None, summaries: list[dict]) -> None:
+    for summary in summaries:
+        _warn_if_empty(summary)
+    if path:
+        write_json(path, {"files": summaries})
+
+
 def cmd_train_task(args) -> None:
     from .build import build_train_task
 
-    _warn_if_empty(build_train_task(args.task, args.tables, args.out, shard=args.shard, **_generation_kwargs(args)))
+    summary = build_train_task(args.task, args.tables, args.out, shard=args.shard, **_generation_kwargs(args))
+    _write_summaries(args.summary, [summary])
 
 
 def cmd_test_cells(args) -> None:
     from .build import build_test_cells
 
     outputs = {cell: paths[-1] for cell, paths in _pairs(args.out).items()}
-    for summary in build_test_cells(outputs, args.tables, **_generation_kwargs(args)):
-        _warn_if_empty(summary)
+    _write_summaries(args.summary, build_test_cells(outputs, args.tables, **_generation_kwargs(args)))
 
 
 def cmd_mix(args) -> None:
@@ -130,7 +137,7 @@ def cmd_box_stats(args) -> None:
 def cmd_task_stats(args) -> None:
     from .stats import build_task_stats
 
-    build_task_stats(args.out_dir, _pairs(args.train_files), _pairs(args.test_files))
+    build_task_stats(args.out_dir, {"train": args.train_summaries, "test": args.test_summaries})
     log.info("task statistics written to %s", args.out_dir)
 
 
@@ -267,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--tables", nargs="+", required=True, help="box tables of the splits to use")
         q.add_argument("--seed", type=int, required=True, help="seed of the template choices")
         q.add_argument("--settings", type=_json, default={}, help='{"task": {...}, "categories": [...]}')
+        q.add_argument("--summary", help="also write what was generated (records, skips) as JSON, for task-stats")
 
     p = add("mix", cmd_mix, "concatenate the per-task training files into the training mix")
     p.add_argument("--out", required=True)
@@ -283,10 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-tables", nargs="+", required=True)
     p.add_argument("--reports", nargs="+", required=True)
 
-    p = add("task-stats", cmd_task_stats, "Table 5 (samples per task) and the task figure")
+    p = add("task-stats", cmd_task_stats, "Table 5 (samples per task), the generation report and the task figure")
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--train-files", nargs="+", required=True, metavar="TASK=PATH")
-    p.add_argument("--test-files", nargs="+", required=True, metavar="CELL=PATH")
+    p.add_argument("--train-summaries", nargs="+", required=True, help="summaries of the train-task jobs")
+    p.add_argument("--test-summaries", nargs="+", required=True, help="summaries of the test-cells jobs")
+
     p = add("score", cmd_score, "score one model's predictions for one test cell (Table 3 metrics)")
     p.add_argument("--cell", required=True)
     p.add_argument("--test", required=True, help="the cell's test file")

@@ -16,7 +16,7 @@ import yaml  # noqa: E402
 
 from .annotations import CATEGORIES  # noqa: E402
 from .geometry import SHAPE_TALL_ABOVE, SHAPE_WIDE_MAX  # noqa: E402
-from .io import atomic_output, read_json  # noqa: E402
+from .io import InputError, atomic_output, read_json  # noqa: E402
 from .tasks import TASKS  # noqa: E402
 
 PAPER = yaml.safe_load((Path(__file__).parent / "reference" / "paper_tables.yaml").read_text())
@@ -79,29 +79,48 @@ def table4(boxes: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def count_lines(path) -> int:
-    with open(path, "rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(16 << 20), b""))
+def read_summaries(paths: dict[str, list]) -> dict[str, list[dict]]:
+    """{role: [file summary, ...]} from the generator jobs' summary files."""
+    out: dict[str, list[dict]] = {}
+    for role, role_paths in paths.items():
+        for path in role_paths:
+            summary = read_json(path)
+            if not isinstance(summary, dict) or not isinstance(summary.get("files"), list):
+                raise InputError(path, "not a generation summary (expected {\"files\": [...]})")
+            out.setdefault(role, []).extend(summary["files"])
+    return out
 
 
-def table5(train_files: dict[str, list], test_files: dict[str, list]) -> pd.DataFrame:
-    """Samples per task; shards and test cells are summed per task."""
-    from .tasks import CELLS
-
-    counts = {"train": {t: sum(map(count_lines, ps)) for t, ps in train_files.items()},
-              "test": dict.fromkeys(TASKS, 0)}
-    for cell, paths in test_files.items():
-        counts["test"][CELLS[cell][0]] += sum(map(count_lines, paths))
+def table5(summaries: dict[str, list[dict]]) -> pd.DataFrame:
+    """Samples per task, from the generator jobs' summaries (shards and test cells add up)."""
+    counts = {role: dict.fromkeys(TASKS, 0) for role in ROLES}
+    for role, files in summaries.items():
+        for summary in files:
+            counts[role][summary["task"]] += summary["records"]
     rows = []
     for task in TASKS:
         row = {"task": task}
         for role in ROLES:
             total = max(sum(counts[role].values()), 1)
             paper = PAPER["table5_tasks"][role][task]
-            row.update({role: counts[role].get(task, 0), f"{role}_pct": round(100 * counts[role].get(task, 0) / total, 2),
+            row.update({role: counts[role][task], f"{role}_pct": round(100 * counts[role][task] / total, 2),
                         f"{role}_paper": paper,
                         f"{role}_paper_pct": round(100 * paper / sum(PAPER["table5_tasks"][role].values()), 2)})
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def generation_report(summaries: dict[str, list[dict]]) -> pd.DataFrame:
+    """Per generated file: images in, records out, and the images a task's own filters skipped
+    (the description filters of §3.2(2)), so that nothing leaves the build uncounted."""
+    rows = []
+    for role in ROLES:
+        for summary in summaries.get(role, []):
+            rows.append({"set": role, "file": summary["file"], "task": summary["task"],
+                         "variant": summary["variant"] or "all", "images": summary["images"],
+                         "records": summary["records"],
+                         "images_skipped": sum(summary["skipped"].values()),
+                         "skip_reasons": "; ".join(f"{k}: {v}" for k, v in summary["skipped"].items())})
     return pd.DataFrame(rows)
 
 
@@ -164,9 +183,12 @@ def build_box_stats(out_dir, train_tables, test_tables, reports: list) -> None:
                         out_dir / "categories.png")
 
 
-def build_task_stats(out_dir, train_files: dict, test_files: dict) -> None:
-    """Table 5 and the task figure: they count the generated records."""
+def build_task_stats(out_dir, summary_paths: dict[str, list]) -> None:
+    """Table 5, the generation report and the task figure, from the generator jobs' summaries
+    (they know their record counts, so 2M records need not be read again)."""
     out_dir = Path(out_dir)
-    t5 = table5(train_files, test_files)
+    summaries = read_summaries(summary_paths)
+    t5 = table5(summaries)
     write_table(t5, out_dir / "table5_tasks")
+    write_table(generation_report(summaries), out_dir / "generation_report")
     distribution_figure(t5, "task", "Task distribution of samples (Table 5)", "% of samples", out_dir / "tasks.png")
