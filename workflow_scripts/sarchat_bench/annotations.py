@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -156,18 +157,23 @@ def load_split(
     images: dict[int, Image] = {}
     primary_dir, flat_dir = _image_dirs(root, split)
     for i, img in enumerate(raw_images):
-        record = f"images[{i}]"
-        if not isinstance(img, dict):
-            raise InputError(path, "image is not an object", record)
-        image_id = _require(path, img, "id", int, record)
-        record = f"images[{i}] (id {image_id})"
-        file_name = _require(path, img, "file_name", str, record)
-        width = _require(path, img, "width", int, record)
-        height = _require(path, img, "height", int, record)
+        try:
+            image_id, file_name, width, height = img["id"], img["file_name"], img["width"], img["height"]
+            if type(image_id) is not int or type(file_name) is not str or type(width) is not int \
+                    or type(height) is not int:
+                raise TypeError
+        except (TypeError, KeyError):  # slow path, only to word the error
+            record = f"images[{i}]"
+            if not isinstance(img, dict):
+                raise InputError(path, "image is not an object", record) from None
+            image_id = _require(path, img, "id", int, record)
+            record = f"images[{i}] (id {image_id})"
+            for key, kind in (("file_name", str), ("width", int), ("height", int)):
+                _require(path, img, key, kind, record)
         if width <= 0 or height <= 0:
-            raise InputError(path, f"image size {width}x{height} is not positive", record)
+            raise InputError(path, f"image size {width}x{height} is not positive", f"images[{i}] (id {image_id})")
         if image_id in images:
-            raise InputError(path, "duplicated image id", record)
+            raise InputError(path, "duplicated image id", f"images[{i}] (id {image_id})")
         images[image_id] = Image(image_id, split, file_name, width, height)
 
     seen: set[tuple] = set()
@@ -184,29 +190,26 @@ def load_split(
             record = f"annotations[{i}] (id {ann_id})"
             _require(path, ann, "image_id", int, record)
             _require(path, ann, "category_id", int, record)
-        record = f"annotations[{i}] (id {ann_id})"
         image = images.get(image_id)
-        if image is None:
-            report.skip("unknown_image", record)
-            continue
         name = category_names.get(cat_id)
-        if name is None:
-            report.skip("unknown_category", record)
-            continue
-        if name not in wanted:
-            report.skip("excluded_category", record)
-            continue
-        bbox = ann.get("bbox")
-        box = coco_to_box(bbox, image.width, image.height, bbox_tolerance) if isinstance(bbox, list) else "malformed bbox"
-        if isinstance(box, str):
-            report.skip(_BBOX_REASON_RULE[box], record)
-            continue
-        key = (image_id, name, box)
-        if key in seen:
-            report.skip("duplicate_annotation", record)
-            continue
-        seen.add(key)
-        image.instances.append(Instance(ann_id, name, box))
+        if image is None:
+            rule = "unknown_image"
+        elif name is None:
+            rule = "unknown_category"
+        elif name not in wanted:
+            rule = "excluded_category"
+        else:
+            bbox = ann.get("bbox")
+            box = coco_to_box(bbox, image.width, image.height, bbox_tolerance) if type(bbox) is list else "malformed bbox"
+            if type(box) is str:
+                rule = _BBOX_REASON_RULE[box]
+            elif (key := (image_id, name, box)) in seen:
+                rule = "duplicate_annotation"
+            else:
+                seen.add(key)
+                image.instances.append(Instance(ann_id, name, box))
+                continue
+        report.skip(rule, f"annotations[{i}] (id {ann_id})")
 
     kept: list[Image] = []
     primary_names = _file_names(primary_dir) if check_image_files else set()
@@ -246,19 +249,19 @@ BOX_SCHEMA = pa.schema([
 
 
 def images_to_table(images: list[Image]) -> pa.Table:
-    columns: dict[str, list] = {name: [] for name in BOX_SCHEMA.names}
-    for im in images:
-        for inst in im.instances:
-            columns["split"].append(im.split)
-            columns["image_id"].append(im.image_id)
-            columns["path"].append(im.path)
-            columns["width"].append(im.width)
-            columns["height"].append(im.height)
-            columns["ann_id"].append(inst.ann_id)
-            columns["category"].append(inst.category)
-            for name, value in zip(("x1", "y1", "x2", "y2"), inst.box):
-                columns[name].append(value)
-    return pa.table(columns, schema=BOX_SCHEMA)
+    # Image fields are converted once per image and repeated per box by index.
+    instances = [inst for im in images for inst in im.instances]
+    per_image = pa.table({
+        "split": [im.split for im in images], "image_id": [im.image_id for im in images],
+        "path": [im.path for im in images], "width": [im.width for im in images],
+        "height": [im.height for im in images],
+    })
+    rows = np.repeat(np.arange(len(images)), [len(im.instances) for im in images])
+    columns = {name: per_image.column(name).take(rows) for name in per_image.column_names}
+    boxes = np.array([inst.box for inst in instances], dtype=np.int32).reshape(-1, 4)
+    columns.update(ann_id=[inst.ann_id for inst in instances], category=[inst.category for inst in instances],
+                   x1=boxes[:, 0], y1=boxes[:, 1], x2=boxes[:, 2], y2=boxes[:, 3])
+    return pa.table({name: columns[name] for name in BOX_SCHEMA.names}).cast(BOX_SCHEMA)
 
 
 def write_boxes(path: str | os.PathLike, images: list[Image]) -> None:

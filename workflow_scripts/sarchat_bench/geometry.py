@@ -54,21 +54,25 @@ def coco_to_box(bbox: Sequence[float], width: int, height: int, tolerance: float
 
     Corners are rounded to the nearest pixel. Overhangs of up to `tolerance` pixels (rounding
     noise in the source annotations) are clamped to the image; larger ones make the box
-    out of bounds, which §3.2(2) removes.
+    out of bounds, which §3.2(2) removes. Runs once per box of SARDet-100K, hence unrolled.
     """
-    if len(bbox) != 4 or not all(type(v) in _NUMBER for v in bbox):
+    if len(bbox) != 4:
         return "malformed bbox"
     x, y, w, h = bbox
+    if not (type(x) in _NUMBER and type(y) in _NUMBER and type(w) in _NUMBER and type(h) in _NUMBER):
+        return "malformed bbox"
     if not math.isfinite(x + y + w + h):  # any inf or nan makes the sum non-finite
         return "malformed bbox"
     if w <= 0 or h <= 0:
         return "non-positive width or height"
-    if x < -tolerance or y < -tolerance or x + w > width + tolerance or y + h > height + tolerance:
+    right, bottom = x + w, y + h
+    if x < -tolerance or y < -tolerance or right > width + tolerance or bottom > height + tolerance:
         return "outside the image"
-    x1 = min(max(round(x), 0), width)
-    y1 = min(max(round(y), 0), height)
-    x2 = min(max(round(x + w), 0), width)
-    y2 = min(max(round(y + h), 0), height)
+    if x >= 0 and y >= 0 and right <= width and bottom <= height:  # rounding keeps it inside
+        x1, y1, x2, y2 = round(x), round(y), round(right), round(bottom)
+    else:
+        x1, y1 = max(round(x), 0), max(round(y), 0)
+        x2, y2 = min(round(right), width), min(round(bottom), height)
     if x2 <= x1 or y2 <= y1:
         return "smaller than one pixel"
     return (x1, y1, x2, y2)
