@@ -94,9 +94,9 @@ def aspect_ratio(box: Sequence[float]) -> float:
 
 def grid_position(box: Sequence[float], width: int, height: int) -> str:
     """The 3x3 grid cell holding the box centre, e.g. "bottom center" (§3.2(0))."""
-    cx, cy = box_center(box)
-    col = min(max(int(3 * cx / width), 0), 2)
-    row = min(max(int(3 * cy / height), 0), 2)
+    # 3 * centre / size, with the centre's halving folded in (exact for integer corners).
+    col = min(max(int(1.5 * (box[0] + box[2]) / width), 0), 2)
+    row = min(max(int(1.5 * (box[1] + box[3]) / height), 0), 2)
     return GRID_POSITIONS[3 * row + col]
 
 

@@ -37,7 +37,8 @@ def describe_groups(image):
             listed = ", ".join(f"one in the {position} portion {box}" for position, box in parts)
             sentences.append(f"There are {len(parts)} {plural(category)}: {listed}.")
     relations = []
-    centers = {c: centroid([inst.box for inst in insts]) for c, insts in groups.items()}
+    # Most images hold one category: centroids only where there is a pair to relate.
+    centers = {c: centroid([inst.box for inst in insts]) for c, insts in groups.items()} if len(groups) > 1 else {}
     for subject, obj in combinations(groups, 2):
         distance = distance_word(centers[subject], centers[obj], image.width, image.height)
         direction = direction_word(centers[subject], centers[obj])
