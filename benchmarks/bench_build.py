@@ -7,7 +7,10 @@ val 10,492 / 22,264, test 11,613 / 24,626; image files are empty), runs
 floor measured in the same run: serialising the same number of records with orjson, the
 fastest JSON writer available.
 
-    python benchmarks/bench_build.py [--scale 1.0] [--cores 2] [--keep DIR]
+    python benchmarks/bench_build.py [--scale 1.0] [--cores 2] [--repeat 3] [--keep DIR]
+
+Both the build and the floor are timed `--repeat` times (medians are reported): on a VM, the cost
+of writing a gigabyte varies several-fold from one minute to the next.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,7 +69,8 @@ def make_annotations(root: Path, scale: float, seed: int = 0) -> tuple[int, int]
 
 def serialisation_floor(records: list[dict], n: int, path: Path) -> float:
     """Seconds to write `n` records (cycling through real ones) with orjson to a new file: the
-    floor. Dirty pages are flushed first, so the build's writeback does not slow it down."""
+    floor. Dirty pages are flushed first, as before each build, so that neither pays for the
+    other's writeback."""
     dumps = orjson.dumps
     path.unlink(missing_ok=True)
     os.sync()
@@ -77,6 +82,10 @@ def serialisation_floor(records: list[dict], n: int, path: Path) -> float:
     return time.perf_counter() - start
 
 
+def _runs(times: list[float]) -> str:
+    return ", ".join(f"{t:.1f}" for t in times)
+
+
 def count_lines(paths) -> int:
     return sum(p.read_bytes().count(b"\n") for p in paths)
 
@@ -85,6 +94,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of SARDet-100K's size")
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3, help="builds and floor runs to take the median of")
     parser.add_argument("--keep", type=Path, help="keep the scratch folder here")
     parser.add_argument("snakemake_args", nargs="*", help="extra Snakemake options (after --)")
     args = parser.parse_args()
@@ -100,33 +110,44 @@ def main() -> int:
     cmd = [sys.executable, "-m", "snakemake", "build_dataset", "-s", str(REPO / "Snakefile"), "--directory", str(work),
            "--configfile", str(REPO / "config.yaml"), "--cores", str(args.cores), "--quiet", "all", *args.snakemake_args,
            "--config", f"sardet_root={root}"]
-    os.sync()
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env)
-    build_s = time.perf_counter() - start
+    builds = []
+    for _ in range(args.repeat):
+        shutil.rmtree(work / "results", ignore_errors=True)
+        shutil.rmtree(work / ".snakemake", ignore_errors=True)
+        os.sync()
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, env=env)
+        builds.append(time.perf_counter() - start)
+    build_s = statistics.median(builds)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env)  # everything is up to date: Snakemake's own start and exit
+    snakemake_s = time.perf_counter() - start
 
     sarchat = work / "results" / "sarchat"
     files = [sarchat / "train.jsonl", *sorted((sarchat / "test").glob("*.jsonl"))]
     n_records = count_lines(files)
     sample = [orjson.loads(line) for line in (sarchat / "train.jsonl").read_bytes().splitlines()[::97][:20000]]
-    # Writing 1 GB costs anywhere from 0.3 to 2.5 s on a VM, depending on its memory's state:
-    # the floor is the median of three runs.
-    floors = sorted(serialisation_floor(sample, n_records, work / "floor.jsonl") for _ in range(3))
+    floors = [serialisation_floor(sample, n_records, work / "floor.jsonl") for _ in range(args.repeat)]
     (work / "floor.jsonl").unlink()
-    floor_s = floors[1]
+    floor_s = statistics.median(floors)
     bench_dir = work / "results" / "benchmarks"
-    jobs = sorted(((float(p.read_text().splitlines()[1].split("\t")[0]), str(p.relative_to(bench_dir)))
-                   for p in bench_dir.rglob("*.tsv")), reverse=True)[:5]
+    job_times = [(float(p.read_text().splitlines()[1].split("\t")[0]), str(p.relative_to(bench_dir)))
+                 for p in bench_dir.rglob("*.tsv")]
+    jobs = sorted(job_times, reverse=True)[:5]
 
     print(f"records built: {n_records} ({n_records / build_s:,.0f} records/s)")
-    print(f"full build (snakemake build_dataset, {args.cores} cores): {build_s:.1f} s wall, peak job RSS {peak_mb:.0f} MB")
-    print(f"baseline, orjson serialisation of {n_records} records: {floor_s:.1f} s "
-          f"(median of {', '.join(f'{f:.1f}' for f in floors)})")
+    print(f"full build (snakemake build_dataset, {args.cores} cores): {build_s:.1f} s wall "
+          f"(median of {_runs(builds)}), peak job RSS {peak_mb:.0f} MB")
+    print(f"baseline, orjson serialisation of {n_records} records: {floor_s:.1f} s (median of {_runs(floors)})")
     print(f"ratio build / baseline: {build_s / floor_s:.2f}x")
+    print(f"of the build: {len(job_times)} jobs took {sum(s for s, _ in job_times):.1f} s together (last build); "
+          f"Snakemake's own start and exit (a no-op run) take {snakemake_s:.1f} s")
     print("slowest jobs: " + ", ".join(f"{name} {s:.1f} s" for s, name in jobs))
     print(json.dumps({"images": n_images, "boxes": n_boxes, "records": n_records, "build_s": round(build_s, 2),
-                      "floor_s": round(floor_s, 2), "ratio": round(build_s / floor_s, 2), "peak_rss_mb": round(peak_mb)}))
+                      "floor_s": round(floor_s, 2), "ratio": round(build_s / floor_s, 2), "peak_rss_mb": round(peak_mb),
+                      "builds_s": [round(b, 2) for b in builds], "floors_s": [round(f, 2) for f in floors],
+                      "snakemake_noop_s": round(snakemake_s, 2)}))
     if not args.keep:
         shutil.rmtree(work)
     return 0
