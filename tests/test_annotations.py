@@ -96,6 +96,12 @@ def test_flat_image_layout(tmp_path):
      ' {"id": 1, "file_name": "b.jpg", "width": 10, "height": 10}], "annotations": [], "categories": []}',
      "duplicated image id", "images[1] (id 1)"),
     ('{"images": [], "annotations": [{"id": "x"}], "categories": []}', "'id' has type str", "annotations[0]"),
+    ('{"images": [], "annotations": [{"id": 7, "image_id": 1, "category_id": true}], "categories": []}',
+     "'category_id' has type bool", "annotations[0] (id 7)"),
+    ('{"images": [[1, "a.jpg"]], "annotations": [], "categories": []}', "image is not an object", "images[0]"),
+    ('{"images": [], "annotations": [null], "categories": []}', "annotation is not an object", "annotations[0]"),
+    ('{"images": [{"id": 2, "file_name": 5, "width": 10, "height": 10}], "annotations": [], "categories": []}',
+     "'file_name' has type int", "images[0] (id 2)"),
 ])
 def test_corrupt_input_raises_input_error(tmp_path, content, reason, record):
     path = tmp_path / "Annotations" / "train.json"

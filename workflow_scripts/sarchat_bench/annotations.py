@@ -12,6 +12,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -106,6 +107,18 @@ def _require(path, container: dict, key: str, kind: type | tuple, record: str | 
     return value
 
 
+def _reject(path, section: str, index: int, item, fields: tuple[tuple[str, type], ...]) -> NoReturn:
+    """The error for a record that failed the loaders' fast type check (the slow path, only
+    to word it): not an object, or the first key that is missing or has the wrong type."""
+    record = f"{section}[{index}]"
+    if not isinstance(item, dict):
+        raise InputError(path, f"{section[:-1]} is not an object", record)
+    record = f"{record} (id {_require(path, item, 'id', int, record)})"
+    for key, kind in fields:
+        _require(path, item, key, kind, record)
+    raise InputError(path, "unexpected field types", record)
+
+
 def _image_dirs(root: Path, split: str) -> tuple[Path, Path]:
     return root / "JPEGImages" / split, root / "JPEGImages"
 
@@ -162,14 +175,8 @@ def load_split(
             if type(image_id) is not int or type(file_name) is not str or type(width) is not int \
                     or type(height) is not int:
                 raise TypeError
-        except (TypeError, KeyError):  # slow path, only to word the error
-            record = f"images[{i}]"
-            if not isinstance(img, dict):
-                raise InputError(path, "image is not an object", record) from None
-            image_id = _require(path, img, "id", int, record)
-            record = f"images[{i}] (id {image_id})"
-            for key, kind in (("file_name", str), ("width", int), ("height", int)):
-                _require(path, img, key, kind, record)
+        except (TypeError, KeyError):
+            _reject(path, "images", i, img, (("file_name", str), ("width", int), ("height", int)))
         if width <= 0 or height <= 0:
             raise InputError(path, f"image size {width}x{height} is not positive", f"images[{i}] (id {image_id})")
         if image_id in images:
@@ -182,14 +189,8 @@ def load_split(
             ann_id, image_id, cat_id = ann["id"], ann["image_id"], ann["category_id"]
             if type(ann_id) is not int or type(image_id) is not int or type(cat_id) is not int:
                 raise TypeError
-        except (TypeError, KeyError):  # slow path, only to word the error
-            record = f"annotations[{i}]"
-            if not isinstance(ann, dict):
-                raise InputError(path, "annotation is not an object", record) from None
-            ann_id = _require(path, ann, "id", int, record)
-            record = f"annotations[{i}] (id {ann_id})"
-            _require(path, ann, "image_id", int, record)
-            _require(path, ann, "category_id", int, record)
+        except (TypeError, KeyError):
+            _reject(path, "annotations", i, ann, (("image_id", int), ("category_id", int)))
         image = images.get(image_id)
         name = category_names.get(cat_id)
         if image is None:
