@@ -10,10 +10,11 @@ from .common import Context, image_key, join_words, record
 def generate(images, ctx: Context, variant=None):
     questions = ctx.templates["classify"]["questions"]
     answers = ctx.templates["classify"]["answers"]
-    candidates = ", ".join(sorted(ctx.categories))
+    ordered = sorted(ctx.categories)
+    candidates = ", ".join(ordered)
     for image in images:
         present = {inst.category for inst in image.instances}
-        cats = [c for c in sorted(ctx.categories) if c in present]
+        cats = [c for c in ordered if c in present]
         question = ctx.choice(questions).format(candidates=candidates)
         answer = ctx.choice(answers).format(categories=join_words(cats))
         yield record(f"classify-{image_key(image)}", "classify", "classify", question, answer, image,

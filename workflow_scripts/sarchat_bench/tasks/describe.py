@@ -13,19 +13,19 @@ from .common import Context, image_key, record
 DEFAULTS = {"min_image_side": 224, "min_area_ratio": 0.01, "max_aspect_ratio": 10.0}
 
 
-def describable(image, settings: dict) -> list:
-    """The targets §3.2(2) keeps for the description of `image` (empty if the image is too small)."""
-    if min(image.width, image.height) < settings["min_image_side"]:
+def describable(image, settings: dict) -> list[tuple]:
+    """The targets §3.2(2) keeps for the description of `image`, each with its area ratio
+    (none if the image is too small)."""
+    w, h = image.width, image.height
+    if min(w, h) < settings["min_image_side"]:
         return []
-    max_ar = settings["max_aspect_ratio"]
+    min_ratio, max_ar = settings["min_area_ratio"], settings["max_aspect_ratio"]
     kept = []
     for inst in image.instances:
+        ratio = area_ratio(inst.box, w, h)
         ar = aspect_ratio(inst.box)
-        if area_ratio(inst.box, image.width, image.height) < settings["min_area_ratio"]:
-            continue
-        if ar > max_ar or ar < 1.0 / max_ar:
-            continue
-        kept.append(inst)
+        if ratio >= min_ratio and 1.0 / max_ar <= ar <= max_ar:
+            kept.append((inst, ratio))
     return kept
 
 
@@ -41,8 +41,8 @@ def generate(images, ctx: Context, variant=None):
             ctx.skip("no_target_passes_filters")
             continue
         phrases, truth_targets = [], []
-        for i, inst in enumerate(targets):
-            size = describe_size(area_ratio(inst.box, image.width, image.height))
+        for i, (inst, ratio) in enumerate(targets):
+            size = describe_size(ratio)
             position = grid_position(inst.box, image.width, image.height)
             template = ctx.choice(t["first"] if i == 0 else t["more"])
             phrases.append(template.format(size=size, category=inst.category, position=position))
