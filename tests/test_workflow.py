@@ -87,6 +87,10 @@ def test_build_dataset_on_a_sardet_layout_folder(built):
     assert table5["test"].to_dict() == test_counts
     generation = pd.read_csv(sarchat / "stats" / "generation_report.csv")
     assert set(generation.task) == set(TASKS) and generation.records.sum() == len(mix) + sum(test_counts.values())
+    # One description per image, unless the §3.2(2) filters skip it: every image is accounted for.
+    describe = generation[generation.task == "describe"]
+    assert (describe.images == describe.records + describe.images_skipped).all()
+    assert describe.images_skipped.sum() > 0 and describe.skip_reasons.str.contains("image_below_min_side").any()
     for rule_dir in ("logs", "benchmarks"):
         assert (built / "results" / rule_dir / "annotations").is_dir()
 
