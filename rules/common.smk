@@ -14,7 +14,9 @@ shell.prefix(f"export PYTHONPATH={shlex.quote(str(SCRIPTS_DIR))}${{{{PYTHONPATH:
 
 from sarchat_bench.registry import RegistryError, check_local_source, entry, job_settings  # noqa: E402
 from sarchat_bench.registry import model_path, run_models  # noqa: E402
+from sarchat_bench.sharding import shard_labels  # noqa: E402
 from sarchat_bench.tasks import CELLS, TASKS  # noqa: E402
+from sarchat_bench.tiny_models import ARCHITECTURES  # noqa: E402
 
 RESULTS = "results"
 SARCHAT = f"{RESULTS}/sarchat"
@@ -58,8 +60,7 @@ def build_settings(task):
 
 
 def train_shards(task):
-    n = DATASET.get("train_shards", {}).get(task, 1)
-    return [f"{i}-of-{n}" for i in range(1, n + 1)]
+    return shard_labels(DATASET.get("train_shards", {}).get(task, 1))
 
 
 # Training records are written in shards (contiguous parts of the images, in order) so that
@@ -159,8 +160,7 @@ def inference_inputs(wildcards):
 
 
 def shard_names(model):
-    n = model_entry(model)["infer"]["shards"]
-    return [f"{i}-of-{n}" for i in range(1, n + 1)]
+    return shard_labels(model_entry(model)["infer"]["shards"])
 
 
 def prediction_shards(wildcards):

@@ -7,7 +7,7 @@ rule tiny_model:
     output:
         directory(f"{MODELS_DIR}/tiny/{{architecture}}"),
     wildcard_constraints:
-        architecture="qwen2_vl|llava1_5_hf",
+        architecture="|".join(ARCHITECTURES),
     log:
         f"{LOGS}/tiny_model/{{architecture}}.log",
     benchmark:

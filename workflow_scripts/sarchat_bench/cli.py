@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .io import InputError, write_json
 from .sharding import parse_shard
+from .tiny_models import ARCHITECTURES
 
 log = logging.getLogger("sarchat_bench")
 
@@ -313,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", nargs="+", required=True, metavar="MODEL=PATH", help="score files (named by cell)")
     p.add_argument("--registry", type=_json, default={}, help="model -> {family, params_b, paper_row}")
     p = add("tiny-model", cmd_tiny_model, "build a tiny vision-language model with random weights (no download)")
-    p.add_argument("--architecture", required=True, choices=["qwen2_vl", "llava1_5_hf"])
+    p.add_argument("--architecture", required=True, choices=ARCHITECTURES)
     p.add_argument("--out", required=True, help="model folder")
     p.add_argument("--corpus", nargs="+", required=True, help="dataset files whose text trains the tokenizer")
     p.add_argument("--seed", type=int, default=0)

@@ -45,6 +45,22 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb", buffering: int = -1
         raise
 
 
+def write_csv(path: str | os.PathLike, table) -> None:
+    """A pandas DataFrame as CSV, without its index."""
+    with atomic_output(path, "w") as out:
+        table.to_csv(out, index=False)
+
+
+def save_figure(fig, path: str | os.PathLike) -> None:
+    """A matplotlib figure as PNG, without the software stamp (reruns give equal bytes); the
+    figure is closed."""
+    import matplotlib.pyplot as plt
+
+    with atomic_output(path) as out:
+        fig.savefig(out, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
     with atomic_output(path) as out:
         out.write(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))

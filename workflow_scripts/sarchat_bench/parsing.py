@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import NamedTuple
 
 from .geometry import DIRECTIONS, GRID_POSITIONS
 
@@ -59,11 +58,6 @@ RELATION_RE = re.compile(
     + r") (?:it|them|the \w+)", re.I)
 
 
-class Parsed(NamedTuple):
-    boxes: list
-    text: str
-
-
 def clean(text) -> str:
     """Normalise any answer to a bounded, NFKC-normalised string ('' for non-strings)."""
     if not isinstance(text, str):
@@ -86,22 +80,9 @@ def _to_box(values, width: int, height: int, coords: str):
     return (x1, y1, x2, y2)
 
 
-def find_boxes(text: str, width: int, height: int, coords: str = "pixel") -> list[tuple[float, float, float, float]]:
-    """Boxes in order of appearance (see module docstring for formats and normalisation)."""
-    text = clean(text)
-    matches = list(BOX_NATIVE.finditer(text))
-    if not matches:
-        matches = sorted([*BOX_LIST.finditer(text), *BOX_PAIRS.finditer(text)], key=lambda m: m.start())
-    boxes = []
-    for m in matches[:MAX_BOXES]:
-        box = _to_box(m.groups(), width, height, coords)
-        if box is not None:
-            boxes.append(box)
-    return boxes
-
-
 def box_spans(text: str, width: int, height: int, coords: str = "pixel"):
-    """(start offset, box) for each box, for answers that interleave words and boxes."""
+    """(start offset, box) for each box in order of appearance, for answers that interleave
+    words and boxes (see the module docstring for formats and normalisation)."""
     text = clean(text)
     matches = list(BOX_NATIVE.finditer(text)) or sorted(
         [*BOX_LIST.finditer(text), *BOX_PAIRS.finditer(text)], key=lambda m: m.start())
@@ -113,17 +94,24 @@ def box_spans(text: str, width: int, height: int, coords: str = "pixel"):
     return out
 
 
+def find_boxes(text: str, width: int, height: int, coords: str = "pixel") -> list[tuple[float, float, float, float]]:
+    """Boxes in order of appearance."""
+    return [box for _, box in box_spans(text, width, height, coords)]
+
+
 def category_of(word: str) -> str | None:
     return _CATEGORY_OF.get(word.lower())
 
 
-def find_categories(text: str) -> list[str]:
-    """Category mentions in order (synonyms and plurals mapped to the six names)."""
-    return [_CATEGORY_OF[m.group(1).lower()] for m in CATEGORY_RE.finditer(clean(text))]
-
-
 def category_spans(text: str):
+    """(start offset, category) for each category mention in order (synonyms and plurals
+    mapped to the six names)."""
     return [(m.start(), _CATEGORY_OF[m.group(1).lower()]) for m in CATEGORY_RE.finditer(clean(text))]
+
+
+def find_categories(text: str) -> list[str]:
+    """Category mentions in order."""
+    return [category for _, category in category_spans(text)]
 
 
 def _position(m: re.Match) -> str:

@@ -21,8 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .io import atomic_output, read_json  # noqa: E402
-from .stats import PAPER, save_figure  # noqa: E402
+from .io import atomic_output, read_json, save_figure, write_csv  # noqa: E402
+from .stats import PAPER  # noqa: E402
 from .tasks import CELLS  # noqa: E402
 
 # (column, cell, metric), in the paper's order.
@@ -157,23 +157,21 @@ def weights_note(weights: dict) -> str:
             f"test samples n_t: {parts}. Values in percent; \"–\" = no samples or not evaluated.")
 
 
-def write_tables(out_dir, scores: dict, registry: dict) -> None:
+def write_tables(out_dir, scores: dict, registry: dict, tables: tuple | None = None) -> None:
+    """The tables of the report; `tables` is table3()'s result when the caller has it."""
     out_dir = Path(out_dir)
-    table, tasks, weights = table3(scores, registry)
+    table, tasks, weights = tables or table3(scores, registry)
     note = weights_note(weights)
-    with atomic_output(out_dir / "table3.csv", "w") as out:
-        table.to_csv(out, index=False)
+    write_csv(out_dir / "table3.csv", table)
     _write(out_dir / "table3.md", "# Table 3: SARChat-Bench results\n\n" + _markdown(table) + "\n" + note + "\n")
     latex = table.drop(columns=["Family"]).to_latex(index=False, float_format="%.2f", na_rep="--",
                                                     caption="SARChat-Bench results (Table 3 layout). " + note,
                                                     label="tab:sarchat-bench")
     _write(out_dir / "table3.tex", latex)
-    with atomic_output(out_dir / "task_scores.csv", "w") as out:
-        tasks.to_csv(out, index=False)
+    write_csv(out_dir / "task_scores.csv", tasks)
     _write(out_dir / "task_scores.md", "# Task scores (Eq. 5) and average (Eq. 4)\n\n" + _markdown(tasks) + "\n" + note + "\n")
     ci = ci_table(scores)
-    with atomic_output(out_dir / "table3_ci.csv", "w") as out:
-        ci.to_csv(out, index=False)
+    write_csv(out_dir / "table3_ci.csv", ci)
     _write(out_dir / "table3_ci.md", "# Confidence intervals and parse failures\n\n95 % percentile bootstrap over "
            "samples (1000 resamples, seeded). Parse failures count as wrong and stay in the denominator.\n\n"
            + _markdown(ci))
@@ -244,9 +242,8 @@ def paper_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(task_rows)
 
 
-def write_figures(out_dir, scores: dict, registry: dict) -> None:
+def write_figures(out_dir, scores: dict, table: pd.DataFrame, tasks: pd.DataFrame) -> None:
     out_dir = Path(out_dir)
-    table, tasks, _ = table3(scores, registry)
     radar_figure(tasks, out_dir / "radar.png")
     params_figure(table, out_dir / "avg_vs_params.png")
     per_category_figure(scores, out_dir / "per_category.png")
@@ -260,5 +257,6 @@ def write_figures(out_dir, scores: dict, registry: dict) -> None:
 
 def report(tables_dir: str | os.PathLike, figures_dir: str | os.PathLike, score_files: dict, registry: dict) -> None:
     scores = load_scores(score_files)
-    write_tables(tables_dir, scores, registry)
-    write_figures(figures_dir, scores, registry)
+    tables = table3(scores, registry)
+    write_tables(tables_dir, scores, registry, tables)
+    write_figures(figures_dir, scores, *tables[:2])

@@ -12,6 +12,11 @@ def shard_range(total: int, shard: tuple[int, int]) -> tuple[int, int]:
     return (index - 1) * total // count, index * total // count
 
 
+def shard_labels(count: int) -> list[str]:
+    """The names of `count` shards, as parse_shard reads them: "1-of-2", "2-of-2"."""
+    return [f"{i}-of-{count}" for i in range(1, count + 1)]
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """"2-of-4" -> (2, 4)."""
     index, sep, count = text.partition("-of-")

@@ -16,7 +16,7 @@ import yaml  # noqa: E402
 
 from .annotations import CATEGORIES  # noqa: E402
 from .geometry import SHAPE_TALL_ABOVE, SHAPE_WIDE_MAX  # noqa: E402
-from .io import InputError, atomic_output, read_json  # noqa: E402
+from .io import InputError, atomic_output, read_json, save_figure, write_csv  # noqa: E402
 from .tasks import TASKS  # noqa: E402
 
 PAPER = yaml.safe_load((Path(__file__).parent / "reference" / "paper_tables.yaml").read_text())
@@ -148,12 +148,6 @@ def _bar(ax, labels, series: dict, title, ylabel):
     ax.legend()
 
 
-def save_figure(fig, path) -> None:
-    with atomic_output(path) as out:
-        fig.savefig(out, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-
-
 def distribution_figure(table: pd.DataFrame, label: str, title: str, ylabel: str, path) -> None:
     """This build's train/test shares beside the paper's (Tables 1 and 5)."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -164,8 +158,7 @@ def distribution_figure(table: pd.DataFrame, label: str, title: str, ylabel: str
 
 
 def write_table(df: pd.DataFrame, stem: str | os.PathLike) -> None:
-    with atomic_output(f"{stem}.csv", "w") as out:
-        df.to_csv(out, index=False)
+    write_csv(f"{stem}.csv", df)
     with atomic_output(f"{stem}.md", "w") as out:
         out.write(df.to_markdown(index=False) + "\n")
 

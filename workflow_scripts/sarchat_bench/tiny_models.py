@@ -22,7 +22,6 @@ QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_sta
                 "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"]
 QWEN_FIRST_SPECIAL_ID = 151643
 LLAVA_SPECIAL = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
-ARCHITECTURES = ("qwen2_vl", "llava1_5_hf")
 
 QWEN_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
@@ -134,16 +133,19 @@ def build_llava(out: Path, texts, seed: int) -> None:
     processor.save_pretrained(out)
 
 
+BUILDERS = {"qwen2_vl": build_qwen2_vl, "llava1_5_hf": build_llava}
+ARCHITECTURES = tuple(BUILDERS)
+
+
 def build(architecture: str, out: str | os.PathLike, dataset_files: list, seed: int = 0) -> Path:
     """Write a tiny model of `architecture` to `out` (a folder ms-swift loads as --model)."""
-    builders = {"qwen2_vl": build_qwen2_vl, "llava1_5_hf": build_llava}
-    if architecture not in builders:
-        raise ValueError(f"no tiny builder for {architecture!r}; choose one of {', '.join(builders)}")
+    if architecture not in BUILDERS:
+        raise ValueError(f"no tiny builder for {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
     out = Path(out)
     tmp = out.with_name(out.name + ".part")
     if tmp.exists():
         shutil.rmtree(tmp)
-    builders[architecture](tmp, list(corpus(dataset_files)), seed)
+    BUILDERS[architecture](tmp, list(corpus(dataset_files)), seed)
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)

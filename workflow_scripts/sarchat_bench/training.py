@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from .io import atomic_output, write_json
+from .io import atomic_output, save_figure, write_json
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,7 @@ def loss_curve(logging_jsonl: Path, out_png: Path, title: str) -> int:
     ax.set_ylabel("training loss")
     ax.set_title(title)
     ax.grid(alpha=0.4)
-    with atomic_output(out_png) as out:
-        fig.savefig(out, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, out_png)
     return len(steps)
 
 
@@ -140,8 +138,8 @@ def train(model: str, *, model_path: str, model_type: str, template: str, datase
     final = latest_checkpoint(work_dir)
     if final is None:
         raise RuntimeError(f"swift sft finished but left no checkpoint in {work_dir}")
-    points = loss_curve(work_dir / "logging.jsonl", Path(sentinel).with_name("loss.png"), f"{model}: LoRA training")
     logs = work_dir / "logging.jsonl"
+    points = loss_curve(logs, Path(sentinel).with_name("loss.png"), f"{model}: LoRA training")
     with atomic_output(Path(sentinel).with_name("train_log.jsonl")) as out:
         out.write(logs.read_bytes() if logs.is_file() else b"")
     state = orjson.loads((final / "trainer_state.json").read_bytes())

@@ -11,11 +11,10 @@ import re
 from collections import Counter
 
 from . import geometry as g
-from .tasks.common import truth_of
+from .tasks.common import TAGS, truth_of
 from .tasks.describe import DEFAULTS as DESCRIBE_DEFAULTS
 
 BOX_RE = re.compile(r"\{<(-?\d+)><(-?\d+)><(-?\d+)><(-?\d+)>\}")
-TAG = {"count": "[count]", "grounding": "[grounding]", "identify": "[identify]", "refer": "[refer]"}
 
 
 def _boxes(text: str) -> list[list[int]]:
@@ -31,8 +30,9 @@ def check_record(rec: dict, describe_settings: dict | None = None) -> list[str]:
     answer = rec["messages"][1]["content"]
     if not question.startswith("<image>"):
         problems.append("question lacks the <image> tag")
-    if task in TAG and not question[len("<image>"):].startswith(TAG[task]):
-        problems.append(f"question lacks the {TAG[task]} tag")
+    tag = TAGS.get(task, "").strip()
+    if tag and not question[len("<image>"):].startswith(tag):
+        problems.append(f"question lacks the {tag} tag")
     for box in _boxes(answer) + _boxes(question):
         x1, y1, x2, y2 = box
         if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h):
