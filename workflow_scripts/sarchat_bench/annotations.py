@@ -223,8 +223,8 @@ def load_split(
             image.path = primary_prefix + name
         elif name in flat_names:
             image.path = flat_prefix + name
-        elif (primary_dir / name).is_file() or (flat_dir / name).is_file():  # file_name has a subfolder
-            image.path = str(primary_dir / name) if (primary_dir / name).is_file() else str(flat_dir / name)
+        elif found := next((d / name for d in (primary_dir, flat_dir) if (d / name).is_file()), None):
+            image.path = str(found)  # file_name has a subfolder, so the listings do not hold it
         else:
             report.skip("missing_image_file", f"image id {image_id} ({name})")
             continue

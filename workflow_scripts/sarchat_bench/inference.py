@@ -18,8 +18,8 @@ from typing import Callable, Sequence
 
 import orjson
 
-from .sharding import shard_range
 from .io import InputError, atomic_output, iter_jsonl
+from .sharding import shard_range
 
 log = logging.getLogger(__name__)
 PredictFn = Callable[[Sequence[dict]], list[str]]
@@ -87,7 +87,6 @@ def run_shard(records: list[dict], predict: PredictFn, out_path, partial_path, *
     log.info("%s: %d records, %d already done, %d to predict (batch size %d)", out_path, len(records),
              len(records) - len(todo), len(todo), batch_size)
     start = last = time.monotonic()
-    predicted = 0
     with open(partial_path, "ab") as partial:
         i = 0
         while i < len(todo):
@@ -110,7 +109,6 @@ def run_shard(records: list[dict], predict: PredictFn, out_path, partial_path, *
             for r, s in zip(batch, responses):
                 done[r["id"]] = s
             i += len(batch)
-            predicted += len(batch)
             if time.monotonic() - last >= progress_every_s:
                 elapsed = time.monotonic() - start
                 log.info("%s: %d/%d predicted (%.1f records/s)", out_path, i, len(todo), i / elapsed)
@@ -122,7 +120,7 @@ def run_shard(records: list[dict], predict: PredictFn, out_path, partial_path, *
         for r in records:
             out.write(orjson.dumps({"id": r["id"], "response": done[r["id"]]}, option=orjson.OPT_APPEND_NEWLINE))
     partial_path.unlink()
-    return {"records": len(records), "predicted_now": predicted, "seconds": round(time.monotonic() - start, 2)}
+    return {"records": len(records), "predicted_now": i, "seconds": round(time.monotonic() - start, 2)}
 
 
 def _free_gpu_memory() -> None:

@@ -15,10 +15,8 @@ DEFAULTS = {"min_image_side": 224, "min_area_ratio": 0.01, "max_aspect_ratio": 1
 
 def describable(image, settings: dict) -> list[tuple]:
     """The targets §3.2(2) keeps for the description of `image`, each with its area ratio
-    (none if the image is too small)."""
+    (the image's own size filter is the caller's: it counts that skip apart)."""
     w, h = image.width, image.height
-    if min(w, h) < settings["min_image_side"]:
-        return []
     min_ratio, max_ar = settings["min_area_ratio"], settings["max_aspect_ratio"]
     kept = []
     for inst in image.instances:

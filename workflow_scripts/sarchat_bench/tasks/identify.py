@@ -36,11 +36,11 @@ def generate(images, ctx: Context, variant=None):
             box = inst.box
             words = (inst.category, grid_position(box, w, h), identify_size(area_ratio(box, w, h)),
                      shape(aspect_ratio(box)))
+            attrs = dict(zip(ATTRIBUTES, words))
             texts = answers.get(words)
             if texts is None:
-                attrs = dict(zip(ATTRIBUTES, words))
                 texts = answers[words] = [answer.format_map(attrs) for _, answer in pairs]
-            truth = truth_text({**dict(zip(ATTRIBUTES, words)), "box": list(box)}, image)
+            truth = truth_text({**attrs, "box": list(box)}, image)
             box_text = format_box(box)
             prefix = f"identify-{key}-{inst.ann_id}-"
             for k, t in enumerate(next(choices)):
