@@ -28,7 +28,7 @@ test: setup  ## the test suite (unit tests, then real Snakemake/ms-swift runs)
 lint: setup
 	$(RUN) snakemake --lint
 
-bench: setup  ## speed/memory benchmarks (see benchmarks/README.md)
+bench: setup  ## speed/memory benchmark of the dataset build (README, Performance)
 	$(RUN) python benchmarks/bench_build.py
 
 clean:

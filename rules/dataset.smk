@@ -124,34 +124,20 @@ rule train_mix:
         "python -m sarchat_bench mix --out {output} {input} 2> {log}"
 
 
-rule validate_train_shard:
+# One validation report per generated file: a training shard or a test cell.
+rule validate_records:
     input:
-        f"{SARCHAT}/train/{{task}}.{{shard}}.jsonl",
+        f"{SARCHAT}/{{records}}.jsonl",
     output:
-        f"{SARCHAT}/validation/train/{{task}}.{{shard}}.json",
+        f"{SARCHAT}/validation/{{records}}.json",
+    wildcard_constraints:
+        records=r"(train|test)/[^/]+",
     params:
         describe=json.dumps(TASK_SETTINGS.get("describe", {}), sort_keys=True),
     log:
-        f"{LOGS}/validate/train/{{task}}.{{shard}}.log",
+        f"{LOGS}/validate/{{records}}.log",
     benchmark:
-        f"{BENCH}/validate/train/{{task}}.{{shard}}.tsv"
-    conda:
-        "../envs/sarchat.yaml"
-    shell:
-        "python -m sarchat_bench validate --out {output} --describe {params.describe:q} {input} 2> {log}"
-
-
-rule validate_test_cell:
-    input:
-        f"{SARCHAT}/test/{{cell}}.jsonl",
-    output:
-        f"{SARCHAT}/validation/test/{{cell}}.json",
-    params:
-        describe=json.dumps(TASK_SETTINGS.get("describe", {}), sort_keys=True),
-    log:
-        f"{LOGS}/validate/test/{{cell}}.log",
-    benchmark:
-        f"{BENCH}/validate/test/{{cell}}.tsv"
+        f"{BENCH}/validate/{{records}}.tsv"
     conda:
         "../envs/sarchat.yaml"
     shell:
