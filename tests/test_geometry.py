@@ -16,6 +16,9 @@ def test_format_box_matches_figure6():
     ((95, 0, 105, 10), "top center"),      # centre x = 100 = W/3 -> second column
     ((94, 0, 104, 10), "top left"),        # centre x = 99 < 100
     ((0, 195, 10, 205), "bottom left"),    # centre y = 200 = 2H/3 -> third row
+    ((-50, -50, -10, -10), "top left"),    # predicted boxes outside the image: the nearest cell
+    ((400, 100, 500, 120), "middle right"),
+    ((100, 310, 120, 900), "bottom center"),
 ])
 def test_grid_position(box, expected):
     assert g.grid_position(box, 300, 300) == expected

@@ -95,9 +95,13 @@ def aspect_ratio(box: Sequence[float]) -> float:
 def grid_position(box: Sequence[float], width: int, height: int) -> str:
     """The 3x3 grid cell holding the box centre, e.g. "bottom center" (§3.2(0))."""
     # 3 * centre / size, with the centre's halving folded in (exact for integer corners).
-    col = min(max(int(1.5 * (box[0] + box[2]) / width), 0), 2)
-    row = min(max(int(1.5 * (box[1] + box[3]) / height), 0), 2)
-    return GRID_POSITIONS[3 * row + col]
+    x1, y1, x2, y2 = box
+    col = int(1.5 * (x1 + x2) / width)
+    row = int(1.5 * (y1 + y2) / height)
+    if 0 <= col <= 2 and 0 <= row <= 2:  # the dataset's boxes: no min/max calls (twice as fast)
+        return GRID_POSITIONS[3 * row + col]
+    # A centre outside the image (a predicted box) takes the nearest cell.
+    return GRID_POSITIONS[3 * min(max(row, 0), 2) + min(max(col, 0), 2)]
 
 
 def identify_size(ratio: float) -> str:
