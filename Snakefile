@@ -23,12 +23,15 @@ include: "rules/models.smk"
 include: "rules/evaluate.smk"
 
 
+onsuccess:
+    cancel_rate_limiter_timers()
+
+
 localrules:
     all,
     build_dataset,
     validate_dataset,
     demo_dataset,
-    train_mix,
     train_all,
     infer_all,
     score_all,

@@ -49,11 +49,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="sarchat-score-"))
     make_annotations(work / "SARDet_100K", args.scale)
     images, _ = load_split(work / "SARDet_100K", "test", check_image_files=False)
-    write_boxes(work / "test.parquet", images)
+    write_boxes(work / "test.boxes.json", images)
     files = {}
     for cell in CELLS:
         test = work / f"{cell}.jsonl"
-        build_test_cell(cell, [work / "test.parquet"], test, seed=0)
+        build_test_cell(cell, [work / "test.boxes.json"], test, seed=0)
         pred = work / f"{cell}.pred.jsonl"
         write_jsonl(pred, ({"id": r["id"], "response": perturb(i, r["messages"][1]["content"])}
                            for i, r in enumerate(iter_jsonl(test))))

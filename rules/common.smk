@@ -5,6 +5,7 @@ import json
 import re
 import shlex
 import sys
+import threading
 from pathlib import Path
 
 SCRIPTS_DIR = Path(workflow.basedir) / "workflow_scripts"
@@ -46,40 +47,43 @@ def sardet_root():
     return config["sardet_root"] or DEMO_ROOT
 
 
+def cancel_rate_limiter_timers():
+    """Let Snakemake exit as soon as the workflow is done.
+
+    Snakemake 9.27's job-rate limiter arms a non-daemon one-second `threading.Timer` on every
+    scheduling pass (`JobScheduler._schedule_reevalutation`), and the interpreter waits for the
+    last one before it exits: up to a second added to every run, 8 % of a full dataset build.
+    The timers only wake the scheduler, which has returned by the time `onsuccess` runs."""
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
+
+
 def cells_of(task):
     return [cell for cell, (cell_task, _) in CELLS.items() if cell_task == task]
 
 
 def box_tables(splits):
-    return [f"{SARCHAT}/annotations/{split}.parquet" for split in splits]
+    return [f"{SARCHAT}/annotations/{split}.boxes.json" for split in splits]
 
 
-def build_settings(task):
-    """The settings one generator job sees; a change here reruns only that task's jobs."""
-    return json.dumps({"task": TASK_SETTINGS.get(task, {}), "categories": DATASET["categories"]}, sort_keys=True)
+def build_settings(tasks):
+    """The settings a generator job sees; a change reruns only the jobs of the tasks it concerns."""
+    return json.dumps({"tasks": {t: TASK_SETTINGS.get(t, {}) for t in tasks}, "categories": DATASET["categories"]},
+                      sort_keys=True)
 
 
-def train_shards(task):
-    return shard_labels(DATASET.get("train_shards", {}).get(task, 1))
-
-
-# Training records are written in shards (contiguous parts of the images, in order) so that
-# the large tasks spread over cores or nodes; the mix concatenates them.
-TRAIN_FILES = {task: [f"{SARCHAT}/train/{task}.{shard}.jsonl" for shard in train_shards(task)] for task in TASKS}
 TEST_FILES = {cell: f"{SARCHAT}/test/{cell}.jsonl" for cell in CELLS}
-# Each generator job also writes a summary (records, skips) that task_stats reads.
+# Each generator job also writes a summary (records, skips) that dataset_stats reads.
 SUMMARIES = f"{SARCHAT}/summaries"
-TRAIN_SUMMARIES = [f"{SUMMARIES}/train/{task}.{shard}.json" for task in TASKS for shard in train_shards(task)]
+TRAIN_SUMMARY = f"{SUMMARIES}/train.json"
 TEST_SUMMARIES = [f"{SUMMARIES}/test/{task}.json" for task in TASKS]
 STATS_DIR = f"{SARCHAT}/stats"
-BOX_STATS = [f"{STATS_DIR}/{t}.{ext}" for t in ("table1_categories", "table2_aspect_ratio",
-                                                "table4_aspect_ratio_by_category", "filter_report")
-             for ext in ("csv", "md")] + [f"{STATS_DIR}/categories.png"]
-TASK_STATS = [f"{STATS_DIR}/{t}.{ext}" for t in ("table5_tasks", "generation_report") for ext in ("csv", "md")] + [
-    f"{STATS_DIR}/tasks.png"]
-STATS_OUTPUTS = BOX_STATS + TASK_STATS
-VALIDATION = [f"{SARCHAT}/validation/train/{t}.{s}.json" for t in TASKS for s in train_shards(t)] + [
-    f"{SARCHAT}/validation/test/{c}.json" for c in CELLS]
+STATS_OUTPUTS = [f"{STATS_DIR}/{t}.{ext}" for t in ("table1_categories", "table2_aspect_ratio",
+                                                    "table4_aspect_ratio_by_category", "table5_tasks",
+                                                    "filter_report", "generation_report")
+                 for ext in ("csv", "md")] + [f"{STATS_DIR}/categories.png", f"{STATS_DIR}/tasks.png"]
+VALIDATION = [f"{SARCHAT}/validation/train.json"] + [f"{SARCHAT}/validation/test/{c}.json" for c in CELLS]
 DATASET_OUTPUTS = [f"{SARCHAT}/train.jsonl", *TEST_FILES.values(), *STATS_OUTPUTS]
 
 

@@ -43,7 +43,7 @@ rule annotations:
     input:
         f"{sardet_root()}/Annotations/{{split}}.json",
     output:
-        table=f"{SARCHAT}/annotations/{{split}}.parquet",
+        table=f"{SARCHAT}/annotations/{{split}}.boxes.json",
         report=f"{SARCHAT}/annotations/{{split}}.report.json",
     params:
         root=lambda w, input: Path(input[0]).parents[1],
@@ -62,27 +62,6 @@ rule annotations:
         " --bbox-tolerance {params.tolerance} {params.check_images} 2> {log}"
 
 
-rule train_task:
-    input:
-        box_tables(TRAIN_SPLITS),
-    output:
-        records=f"{SARCHAT}/train/{{task}}.{{shard}}.jsonl",
-        summary=f"{SUMMARIES}/train/{{task}}.{{shard}}.json",
-    params:
-        seed=DATASET["seed"],
-        settings=lambda w: build_settings(w.task),
-    log:
-        f"{LOGS}/train_task/{{task}}.{{shard}}.log",
-    benchmark:
-        f"{BENCH}/train_task/{{task}}.{{shard}}.tsv"
-    conda:
-        "../envs/sarchat.yaml"
-    shell:
-        "python -m sarchat_bench train-task --task {wildcards.task} --shard {wildcards.shard} --tables {input}"
-        " --out {output.records} --summary {output.summary} --seed {params.seed} --settings {params.settings:q}"
-        " 2> {log}"
-
-
 # One job per task writes that task's test cells (grounding, identify and refer have two).
 for _task in TASKS:
 
@@ -96,7 +75,7 @@ for _task in TASKS:
             summary=f"{SUMMARIES}/test/{_task}.json",
         params:
             seed=DATASET["seed"],
-            settings=build_settings(_task),
+            settings=build_settings([_task]),
             outputs=" ".join(f"{cell}={TEST_FILES[cell]}" for cell in cells_of(_task)),
         log:
             f"{LOGS}/test_task/{_task}.log",
@@ -109,11 +88,18 @@ for _task in TASKS:
             " --seed {params.seed} --settings {params.settings:q} 2> {log}"
 
 
+# The training mix is one job: every model trains on all of it, so per-task training files
+# would save no rerun. Its processes write one file together (sarchat_bench.ordered_write).
 rule train_mix:
     input:
-        [path for paths in TRAIN_FILES.values() for path in paths],
+        box_tables(TRAIN_SPLITS),
     output:
-        f"{SARCHAT}/train.jsonl",
+        records=f"{SARCHAT}/train.jsonl",
+        summary=TRAIN_SUMMARY,
+    threads: DATASET["train_mix_threads"]
+    params:
+        seed=DATASET["seed"],
+        settings=build_settings(TASKS),
     log:
         f"{LOGS}/train_mix.log",
     benchmark:
@@ -121,17 +107,18 @@ rule train_mix:
     conda:
         "../envs/sarchat.yaml"
     shell:
-        "python -m sarchat_bench mix --out {output} {input} 2> {log}"
+        "python -m sarchat_bench train-mix --tables {input} --out {output.records} --summary {output.summary}"
+        " --workers {threads} --seed {params.seed} --settings {params.settings:q} 2> {log}"
 
 
-# One validation report per generated file: a training shard or a test cell.
+# One validation report per generated file: the training mix or a test cell.
 rule validate_records:
     input:
         f"{SARCHAT}/{{records}}.jsonl",
     output:
         f"{SARCHAT}/validation/{{records}}.json",
     wildcard_constraints:
-        records=r"(train|test)/[^/]+",
+        records=r"train|test/[^/]+",
     params:
         describe=json.dumps(TASK_SETTINGS.get("describe", {}), sort_keys=True),
     log:
@@ -144,44 +131,28 @@ rule validate_records:
         "python -m sarchat_bench validate --out {output} --describe {params.describe:q} {input} 2> {log}"
 
 
-rule box_stats:
+# Counts come from the generator jobs' summaries, so the 2M records are not read again.
+rule dataset_stats:
     input:
         train_tables=box_tables(TRAIN_SPLITS),
         test_tables=box_tables(TEST_SPLITS),
         reports=[f"{SARCHAT}/annotations/{s}.report.json" for s in SPLITS],
+        train_summary=TRAIN_SUMMARY,
+        test_summaries=TEST_SUMMARIES,
     output:
-        [report(p, category="Dataset", caption="report/stats.rst") for p in BOX_STATS],
+        [report(p, category="Dataset", caption="report/stats.rst") for p in STATS_OUTPUTS],
     params:
         out_dir=lambda w, output: Path(output[0]).parent,
     log:
-        f"{LOGS}/box_stats.log",
+        f"{LOGS}/dataset_stats.log",
     benchmark:
-        f"{BENCH}/box_stats.tsv"
+        f"{BENCH}/dataset_stats.tsv"
     conda:
         "../envs/sarchat.yaml"
     shell:
-        "python -m sarchat_bench box-stats --out-dir {params.out_dir} --train-tables {input.train_tables}"
-        " --test-tables {input.test_tables} --reports {input.reports} 2> {log}"
-
-
-# Counts come from the generator jobs' summaries, so the 2M records are not read again.
-rule task_stats:
-    input:
-        train=TRAIN_SUMMARIES,
-        test=TEST_SUMMARIES,
-    output:
-        [report(p, category="Dataset", caption="report/stats.rst") for p in TASK_STATS],
-    params:
-        out_dir=lambda w, output: Path(output[0]).parent,
-    log:
-        f"{LOGS}/task_stats.log",
-    benchmark:
-        f"{BENCH}/task_stats.tsv"
-    conda:
-        "../envs/sarchat.yaml"
-    shell:
-        "python -m sarchat_bench task-stats --out-dir {params.out_dir} --train-summaries {input.train}"
-        " --test-summaries {input.test} 2> {log}"
+        "python -m sarchat_bench stats --out-dir {params.out_dir} --train-tables {input.train_tables}"
+        " --test-tables {input.test_tables} --reports {input.reports} --train-summaries {input.train_summary}"
+        " --test-summaries {input.test_summaries} 2> {log}"
 
 
 rule build_dataset:

@@ -31,8 +31,8 @@ def demo_tables(demo_root, tmp_path_factory) -> dict:
     tables = {}
     for split in ("train", "test"):
         images, _ = load_split(demo_root, split)
-        write_boxes(out / f"{split}.parquet", images)
-        tables[split] = out / f"{split}.parquet"
+        write_boxes(out / f"{split}.boxes.json", images)
+        tables[split] = out / f"{split}.boxes.json"
     return tables
 
 

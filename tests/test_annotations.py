@@ -25,27 +25,40 @@ def test_clean_split_roundtrips_through_the_box_table(tmp_path):
     assert [im.image_id for im in images] == [1, 2]
     assert [i.ann_id for i in images[1].instances] == [3, 5]
     assert rules(report) == {} and report.boxes_out == 3
-    write_boxes(tmp_path / "t.parquet", images)
-    assert read_boxes([tmp_path / "t.parquet"]) == images
+    write_boxes(tmp_path / "t.boxes.json", images)
+    assert read_boxes([tmp_path / "t.boxes.json"]) == images
 
 
 
-@pytest.mark.parametrize("count", [1, 2, 3, 5, 7])
-def test_shards_of_several_tables_cover_every_image_once(tmp_path, count):
-    # Two splits whose image ids overlap: a shard may end in one table and start in the next.
+def test_several_box_tables_concatenate_in_order(tmp_path):
+    # Two splits whose image ids overlap: each image keeps its split.
     tables = []
     for split, n in (("train", 3), ("val", 2)):
         write_coco(tmp_path, split, [img(i) for i in range(1, n + 1)],
                    [ann(10 * i + k, i, k) for i in range(1, n + 1) for k in range(i)])
         images, _ = load_split(tmp_path, split)
-        write_boxes(tmp_path / f"{split}.parquet", images)
-        tables.append(tmp_path / f"{split}.parquet")
+        write_boxes(tmp_path / f"{split}.boxes.json", images)
+        tables.append(tmp_path / f"{split}.boxes.json")
     whole = read_boxes(tables)
     assert [(im.split, im.image_id, len(im.instances)) for im in whole] == [
         ("train", 1, 1), ("train", 2, 2), ("train", 3, 3), ("val", 1, 1), ("val", 2, 2)]
-    parts = [read_boxes(tables, (i, count)) for i in range(1, count + 1)]
-    assert [im for part in parts for im in part] == whole
-    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_a_file_that_is_not_a_box_table_is_refused(tmp_path):
+    path = tmp_path / "Annotations" / "train.json"
+    write_coco(tmp_path, "train", [img(1)], [ann(1, 1)])
+    with pytest.raises(InputError, match="not a box table") as err:
+        read_boxes([path])
+    assert err.value.path == str(path)
+
+
+def test_a_box_table_holds_one_split(tmp_path):
+    write_coco(tmp_path, "train", [img(1)], [ann(1, 1)])
+    images, _ = load_split(tmp_path, "train")
+    images[0].split = "val"
+    with pytest.raises(ValueError, match="one split"):
+        write_boxes(tmp_path / "t.boxes.json", images + load_split(tmp_path, "train")[0])
+
 
 def test_counted_skips(tmp_path):
     images = [img(1), img(2), img(3), img(4)]
@@ -121,15 +134,15 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     path = tmp_path / "Annotations" / "train.json"
     path.parent.mkdir(parents=True)
     path.write_text('{"images": [}')
-    result = run_cli("annotations", "--root", tmp_path, "--split", "train", "--out-table", tmp_path / "o.parquet",
+    result = run_cli("annotations", "--root", tmp_path, "--split", "train", "--out-table", tmp_path / "o.boxes.json",
                      "--out-report", tmp_path / "o.json")
     assert result.returncode == 2
     assert f"error: {path}: not valid JSON" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "o.parquet").exists()
+    assert not (tmp_path / "o.boxes.json").exists()
 
 
 def test_cli_help_lists_every_command():
     result = run_cli("--help", check=True)
-    for command in ("demo-data", "download", "annotations", "train-task", "test-cells", "mix", "validate", "box-stats", "task-stats"):
+    for command in ("demo-data", "download", "annotations", "train-mix", "test-cells", "validate", "stats"):
         assert command in result.stdout
     assert "--samples" not in run_cli("annotations", "--help", check=True).stdout

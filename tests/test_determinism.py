@@ -3,13 +3,12 @@
 import orjson
 import pytest
 
-from sarchat_bench.build import build_test_cell, build_train_task
+from sarchat_bench.build import build_test_cell, build_train_mix
 from sarchat_bench.tasks import CELLS, TASKS
 
 
 def build_all(tables, out, seed):
-    for task in TASKS:
-        build_train_task(task, [tables["train"]], out / "train" / f"{task}.jsonl", seed=seed)
+    build_train_mix([tables["train"]], out / "train.jsonl", seed=seed)
     for cell in CELLS:
         build_test_cell(cell, [tables["test"]], out / "test" / f"{cell}.jsonl", seed=seed)
     return sorted(out.rglob("*.jsonl"))
@@ -43,42 +42,28 @@ def test_other_seed_changes_template_choice_only(builds):
     assert changed >= len(builds["a"]) - 2  # nearly every file uses other templates
 
 
-def test_concatenate_keeps_order_and_bytes(tmp_path, monkeypatch):
-    import os
-
-    from sarchat_bench import build
-
-    parts = []
-    for i in range(3):
-        parts.append(tmp_path / f"p{i}.jsonl")
-        parts[-1].write_bytes(b"".join(b'{"i": %d, "k": %d}\n' % (i, k) for k in range(1000 * (i + 1))))
-    expected = b"".join(p.read_bytes() for p in parts)
-    build.concatenate(parts, tmp_path / "kernel.jsonl")
-
-    def no_copy_file_range(*args):
-        raise OSError(18, "Invalid cross-device link")
-
-    monkeypatch.setattr(os, "copy_file_range", no_copy_file_range)
-    build.concatenate(parts, tmp_path / "fallback.jsonl")
-    assert (tmp_path / "kernel.jsonl").read_bytes() == expected == (tmp_path / "fallback.jsonl").read_bytes()
+@pytest.mark.parametrize("workers", [2, 3])
+def test_the_mix_does_not_depend_on_its_writers(demo_tables, tmp_path, workers):
+    """Parts of 4 images: many parts per task, shared by several processes in any order."""
+    serial, parallel = tmp_path / "serial.jsonl", tmp_path / "parallel.jsonl"
+    summaries = build_train_mix([demo_tables["train"]], serial, seed=1, part_images=4)
+    assert build_train_mix([demo_tables["train"]], parallel, seed=1, part_images=4, workers=workers) == [
+        {**s, "file": str(parallel)} for s in summaries]
+    assert serial.read_bytes() == parallel.read_bytes()
+    records = [orjson.loads(line) for line in serial.read_bytes().splitlines()]
+    # Task after task, each in image order, and the summaries count them.
+    tasks = [r["task"] for r in records]
+    assert tasks == sorted(tasks, key=TASKS.index)
+    assert {s["task"]: s["records"] for s in summaries} == {t: tasks.count(t) for t in TASKS}
 
 
-@pytest.mark.parametrize("task", ["identify", "count"])
-def test_shards_in_order_cover_the_unsharded_records(demo_tables, tmp_path, task):
-    whole = tmp_path / "whole.jsonl"
-    build_train_task(task, [demo_tables["train"]], whole, seed=1)
-    shards = []
-    for i in (1, 2, 3):
-        shards.append(tmp_path / f"part{i}.jsonl")
-        build_train_task(task, [demo_tables["train"]], shards[-1], seed=1, shard=(i, 3))
-    ids = [orjson.loads(line)["id"] for line in whole.read_bytes().splitlines()]
-    shard_ids = [orjson.loads(line)["id"] for p in shards for line in p.read_bytes().splitlines()]
-    assert shard_ids == ids and all(p.stat().st_size > 0 for p in shards)
-
-
-def test_bad_shard_is_refused(demo_tables, tmp_path):
-    with pytest.raises(ValueError, match="shard 3 of 2"):
-        build_train_task("count", [demo_tables["train"]], tmp_path / "x.jsonl", seed=1, shard=(3, 2))
+def test_the_mix_of_some_tasks_holds_those_tasks(demo_tables, tmp_path):
+    summaries = build_train_mix([demo_tables["train"]], tmp_path / "m.jsonl", seed=1, tasks=["refer", "count"])
+    assert [s["task"] for s in summaries] == ["refer", "count"]
+    assert {orjson.loads(line)["task"] for line in (tmp_path / "m.jsonl").read_bytes().splitlines()} == {
+        "refer", "count"}
+    with pytest.raises(ValueError, match="unknown task"):
+        build_train_mix([demo_tables["train"]], tmp_path / "x.jsonl", seed=1, tasks=["caption"])
 
 
 def test_cells_built_together_equal_cells_built_alone(demo_tables, tmp_path):

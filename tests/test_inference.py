@@ -130,12 +130,12 @@ def cli(*args, env=None, **kw):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, demo_tables):
-    from sarchat_bench.build import build_train_task
+    from sarchat_bench.build import build_train_mix
     from sarchat_bench.tiny_models import build
 
     root = tmp_path_factory.mktemp("tiny")
     train = root / "train.jsonl"
-    build_train_task("refer", [demo_tables["train"]], train, seed=0)
+    build_train_mix([demo_tables["train"]], train, seed=0, tasks=["refer"])
     return {"qwen2_vl": build("qwen2_vl", root / "qwen2_vl", [train]),
             "llava1_5_hf": build("llava1_5_hf", root / "llava1_5_hf", [train]), "train": train}
 

@@ -170,14 +170,10 @@ def test_training_mix_loads_with_hf_datasets_across_blocks(demo_tables, tmp_path
     chunk size reproduces that with the demo data: every block must share one schema."""
     import datasets
 
-    from sarchat_bench.build import build_train_task, concatenate
+    from sarchat_bench.build import build_train_mix
 
-    parts = []
-    for task in GENERATORS:
-        parts.append(tmp_path / f"{task}.jsonl")
-        build_train_task(task, [demo_tables["train"]], parts[-1], seed=0)
-    concatenate(parts, tmp_path / "mix.jsonl")
-    n = sum(p.read_bytes().count(b"\n") for p in parts)
+    build_train_mix([demo_tables["train"]], tmp_path / "mix.jsonl", seed=0)
+    n = (tmp_path / "mix.jsonl").read_bytes().count(b"\n")
     ds = datasets.load_dataset("json", data_files=str(tmp_path / "mix.jsonl"), split="train", chunksize=16 << 10,
                                cache_dir=str(tmp_path / "cache"))
     assert len(ds) == n and set(ds["task"]) == set(GENERATORS)

@@ -100,8 +100,9 @@ def test_rerun_is_a_no_op_and_only_changed_tasks_rerun(built, sardet_flat):
     assert planned_rules(built, "build_dataset", *config) == {}
     changed = planned_rules(built, "build_dataset", *config,
                             extra_config="dataset: {tasks: {identify: {samples_per_instance: 3}}}")
-    # A params change of identify reruns identify's files (and what reads them), nothing else.
-    assert changed.get("train_task") == 2 and changed.get("test_identify") == 1  # identify has 2 shards
+    # A params change of identify reruns identify's test file, the training mix (every model
+    # trains on all of it) and what reads them; no other test file.
+    assert changed.get("train_mix") == 1 and changed.get("test_identify") == 1
     assert "annotations" not in changed and "test_count" not in changed
 
 

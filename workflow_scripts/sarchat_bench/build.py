@@ -1,6 +1,7 @@
-"""Build the SARChat files from the box tables: per-task training files, the nine test
-cells and the training mix. Output order follows the input order, and template choices come
-from a per-file RNG stream derived from the seed, so a build is byte-for-byte repeatable."""
+"""Build the SARChat files from the box tables: the training mix and the nine test cells.
+Output order follows the input order, and template choices come from RNG streams derived from
+the seed (one per test file, one per part of the training mix), so a build is byte-for-byte
+repeatable."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import orjson
 
 from .annotations import CATEGORIES, read_boxes
 from .io import atomic_output
+from .ordered_write import write_in_order
 from .tasks import CELLS, GENERATORS, TASKS
 from .tasks.common import Context
 from .templates import DEFAULT_PATH, load_templates
@@ -20,6 +22,20 @@ from .templates import DEFAULT_PATH, load_templates
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 200_000
 WRITE_BUFFER = 1 << 20
+# The training mix is generated in parts of one task and this many images, each part with its
+# own RNG stream. The parts, not the processes that write them, fix the bytes, so the size is a
+# constant: changing it changes template choices (the seed's role), not the records.
+TRAIN_PART_IMAGES = 4096
+
+
+def _encode(records) -> tuple[bytearray, int]:
+    """Records as JSON Lines bytes, and their number."""
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    data = bytearray()
+    count = 0
+    for count, rec in enumerate(records, start=1):
+        data += dumps(rec, option=newline)
+    return data, count
 
 
 def _write_records(path, records) -> int:
@@ -39,15 +55,10 @@ def _write_records(path, records) -> int:
     return count
 
 
-def load_images(box_tables: list, shard=(1, 1)) -> list:
-    """The images of the box tables (or of one shard of them). They are long-lived and acyclic:
-    load them with the cyclic GC off, then freeze them so that the collections during generation
-    do not rescan them."""
-    gc.disable()
-    try:
-        images = read_boxes(box_tables, shard)
-    finally:
-        gc.enable()
+def load_images(box_tables: list) -> list:
+    """The images of the box tables. They are long-lived: freeze them, so that the collections
+    during generation (and in forked writers, copy-on-write pages) leave them alone."""
+    images = read_boxes(box_tables)
     gc.freeze()
     return images
 
@@ -68,50 +79,65 @@ def generate_file(task: str, variant: str | None, images: list, out: str | os.Pa
     return summary
 
 
-def build_train_task(task: str, box_tables: list, out, *, seed: int, settings=None, shard=(1, 1), **kw) -> dict:
-    """One task's training records; with shard=(i, n), the i-th of n contiguous parts of the
-    images (the parts concatenated in order cover every image once)."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    stream = f"train:{task}" if shard == (1, 1) else f"train:{task}:{shard[0]}-of-{shard[1]}"
-    images = load_images(box_tables, shard)
-    return generate_file(task, None, images, out, seed=seed, stream=stream, settings=settings, **kw)
+def build_train_mix(box_tables: list, out: str | os.PathLike, *, seed: int, settings: dict | None = None,
+                    tasks=TASKS, workers: int = 1, part_images: int = TRAIN_PART_IMAGES, categories=CATEGORIES,
+                    templates_path=DEFAULT_PATH) -> list[dict]:
+    """The training mix: every task's records of the images of `box_tables`, task after task,
+    in image order; returns one summary per task. `settings` maps a task to its settings.
+
+    It is one file written by `workers` processes at once (ordered_write): every model trains on
+    the whole mix, so per-task training files would save no rerun, and concatenating them
+    copied a gigabyte at the end of the build."""
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; expected some of {', '.join(TASKS)}")
+    start = time.perf_counter()
+    settings = settings or {}
+    templates = load_templates(templates_path)
+    images = load_images(box_tables)
+    parts = [(task, lo, min(lo + part_images, len(images))) for task in tasks
+             for lo in range(0, len(images), part_images)]
+
+    def produce(i: int):
+        task, lo, hi = parts[i]
+        ctx = Context(templates, seed=seed, stream=f"train:{task}:{lo}", categories=tuple(categories),
+                      settings=dict(settings.get(task, {})))
+        data, count = _encode(GENERATORS[task](images[lo:hi], ctx, None))
+        return data, (count, ctx.skipped)
+
+    results = write_in_order(out, len(parts), produce, workers=workers)
+    summaries = {task: {"file": str(out), "task": task, "variant": None, "images": len(images), "records": 0,
+                        "skipped": {}} for task in tasks}
+    for (task, _, _), (count, skipped) in zip(parts, results):
+        summary = summaries[task]
+        summary["records"] += count
+        for reason, n in skipped.items():
+            summary["skipped"][reason] = summary["skipped"].get(reason, 0) + n
+    for summary in summaries.values():
+        summary["skipped"] = dict(sorted(summary["skipped"].items()))
+    log.info("wrote %s: %d records of %d tasks from %d images in %d parts (%d workers) in %.1f s", out,
+             sum(s["records"] for s in summaries.values()), len(tasks), len(images), len(parts), workers,
+             time.perf_counter() - start)
+    return list(summaries.values())
 
 
-def build_test_cells(outputs: dict, box_tables: list, *, seed: int, settings=None, **kw) -> list[dict]:
+def build_test_cells(outputs: dict, box_tables: list, *, seed: int, settings: dict | None = None,
+                     **kw) -> list[dict]:
     """Test files {cell: path} from one load of the images; each cell has its own RNG stream,
-    so a cell's bytes do not depend on which other cells are built with it."""
+    so a cell's bytes do not depend on which other cells are built with it. `settings` maps a
+    task to its settings."""
     unknown = [c for c in outputs if c not in CELLS]
     if unknown:
         raise ValueError(f"unknown test cell(s) {unknown}; expected some of {', '.join(CELLS)}")
+    settings = settings or {}
     images = load_images(box_tables)
-    return [generate_file(*CELLS[cell], images, out, seed=seed, stream=f"test:{cell}", settings=settings, **kw)
-            for cell, out in outputs.items()]
+    summaries = []
+    for cell, out in outputs.items():
+        task, variant = CELLS[cell]
+        summaries.append(generate_file(task, variant, images, out, seed=seed, stream=f"test:{cell}",
+                                       settings=settings.get(task), **kw))
+    return summaries
 
 
 def build_test_cell(cell: str, box_tables: list, out, *, seed: int, settings=None, **kw) -> dict:
     return build_test_cells({cell: out}, box_tables, seed=seed, settings=settings, **kw)[0]
-
-
-def _append_fd(src_fd: int, dst_fd: int) -> None:
-    """Append all of src to dst: in the kernel (copy_file_range) where the file system
-    allows it, else by reading and writing."""
-    try:
-        while os.copy_file_range(src_fd, dst_fd, 1 << 30):
-            pass
-        return
-    except OSError:
-        pass  # both file offsets stand after the last byte copied, so carry on from there
-    while block := os.read(src_fd, 16 << 20):
-        view = memoryview(block)
-        while view:
-            view = view[os.write(dst_fd, view):]
-
-
-def concatenate(parts: list[str | os.PathLike], out: str | os.PathLike) -> None:
-    """The training mix: the per-task files, in the given order, in one file."""
-    with atomic_output(out) as dst:
-        dst.flush()
-        for part in parts:
-            with open(part, "rb") as src:
-                _append_fd(src.fileno(), dst.fileno())

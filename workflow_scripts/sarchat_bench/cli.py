@@ -70,10 +70,10 @@ def cmd_annotations(args) -> None:
 
 
 def _generation_kwargs(args) -> dict:
-    """seed, task settings and categories of a train-task / test-cells command."""
+    """seed, per-task settings and categories of a train-mix / test-cells command."""
     from .annotations import CATEGORIES
 
-    return {"seed": args.seed, "settings": args.settings.get("task", {}),
+    return {"seed": args.seed, "settings": args.settings.get("tasks", {}),
             "categories": tuple(args.settings.get("categories") or CATEGORIES)}
 
 
@@ -90,11 +90,11 @@ def _write_summaries(path: str | None, summaries: list[dict]) -> None:
         write_json(path, {"files": summaries})
 
 
-def cmd_train_task(args) -> None:
-    from .build import build_train_task
+def cmd_train_mix(args) -> None:
+    from .build import build_train_mix
 
-    summary = build_train_task(args.task, args.tables, args.out, shard=args.shard, **_generation_kwargs(args))
-    _write_summaries(args.summary, [summary])
+    summaries = build_train_mix(args.tables, args.out, workers=args.workers, **_generation_kwargs(args))
+    _write_summaries(args.summary, summaries)
 
 
 def cmd_test_cells(args) -> None:
@@ -102,13 +102,6 @@ def cmd_test_cells(args) -> None:
 
     outputs = {cell: paths[-1] for cell, paths in _pairs(args.out).items()}
     _write_summaries(args.summary, build_test_cells(outputs, args.tables, **_generation_kwargs(args)))
-
-
-def cmd_mix(args) -> None:
-    from .build import concatenate
-
-    concatenate(args.parts, args.out)
-    log.info("training mix %s from %d task files", args.out, len(args.parts))
 
 
 def cmd_validate(args) -> None:
@@ -128,18 +121,12 @@ def cmd_validate(args) -> None:
         raise SystemExit(f"error: {sum(r['invalid'] for r in bad.values())} invalid records (see {args.out})")
 
 
-def cmd_box_stats(args) -> None:
-    from .stats import build_box_stats
+def cmd_stats(args) -> None:
+    from .stats import build_stats
 
-    build_box_stats(args.out_dir, args.train_tables, args.test_tables, args.reports)
-    log.info("box statistics written to %s", args.out_dir)
-
-
-def cmd_task_stats(args) -> None:
-    from .stats import build_task_stats
-
-    build_task_stats(args.out_dir, {"train": args.train_summaries, "test": args.test_summaries})
-    log.info("task statistics written to %s", args.out_dir)
+    build_stats(args.out_dir, {"train": args.train_tables, "test": args.test_tables}, args.reports,
+                {"train": args.train_summaries, "test": args.test_summaries})
+    log.info("statistics written to %s", args.out_dir)
 
 
 def cmd_score(args) -> None:
@@ -258,43 +245,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("annotations", cmd_annotations, "validate and filter one split's COCO annotations")
     p.add_argument("--root", required=True, help="SARDet-100K root (holds Annotations/ and JPEGImages/)")
     p.add_argument("--split", required=True)
-    p.add_argument("--out-table", required=True, help="box table (parquet)")
+    p.add_argument("--out-table", required=True, help="box table (JSON: the kept images and their boxes)")
     p.add_argument("--out-report", required=True, help="filter report (JSON)")
     p.add_argument("--categories", nargs="+", default=["ship", "aircraft", "car", "tank", "bridge", "harbor"])
     p.add_argument("--bbox-tolerance", type=float, default=1.0, help="pixels a box may overhang the image")
     p.add_argument("--no-check-images", action="store_true", help="do not require the image files to exist")
 
-    p = add("train-task", cmd_train_task, "generate one task's training records (or one shard of them)")
-    p.add_argument("--task", required=True)
-    p.add_argument("--shard", type=_shard, default=(1, 1), metavar="I-of-N",
-                   help="write the I-th of N contiguous parts of the images")
+    p = add("train-mix", cmd_train_mix, "generate the training mix: every task's records, in one file")
     p.add_argument("--out", required=True)
+    p.add_argument("--workers", type=int, default=1, help="processes that generate and write it (same bytes)")
     p2 = add("test-cells", cmd_test_cells, "generate test files (cells of Table 3) from one load of the images")
     p2.add_argument("--out", nargs="+", required=True, metavar="CELL=PATH")
     for q in (p, p2):
         q.add_argument("--tables", nargs="+", required=True, help="box tables of the splits to use")
         q.add_argument("--seed", type=int, required=True, help="seed of the template choices")
-        q.add_argument("--settings", type=_json, default={}, help='{"task": {...}, "categories": [...]}')
-        q.add_argument("--summary", help="also write what was generated (records, skips) as JSON, for task-stats")
-
-    p = add("mix", cmd_mix, "concatenate the per-task training files into the training mix")
-    p.add_argument("--out", required=True)
-    p.add_argument("parts", nargs="+")
+        q.add_argument("--settings", type=_json, default={},
+                       help='{"tasks": {TASK: {...}}, "categories": [...]}; defaults: the paper\'s')
+        q.add_argument("--summary", help="also write what was generated (records, skips) as JSON, for stats")
 
     p = add("validate", cmd_validate, "check every record against the geometry rules; fail on any problem")
     p.add_argument("--out", required=True, help="validation report (JSON)")
     p.add_argument("--describe", type=_json, default={}, help="the description filter settings")
     p.add_argument("files", nargs="+")
 
-    p = add("box-stats", cmd_box_stats, "Tables 1, 2 and 4, the filter report and the category figure")
+    p = add("stats", cmd_stats, "Tables 1, 2, 4 and 5, the filter and generation reports, and the figures")
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--train-tables", nargs="+", required=True)
-    p.add_argument("--test-tables", nargs="+", required=True)
-    p.add_argument("--reports", nargs="+", required=True)
-
-    p = add("task-stats", cmd_task_stats, "Table 5 (samples per task), the generation report and the task figure")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--train-summaries", nargs="+", required=True, help="summaries of the train-task jobs")
+    p.add_argument("--train-tables", nargs="+", required=True, help="box tables of the training splits")
+    p.add_argument("--test-tables", nargs="+", required=True, help="box tables of the test splits")
+    p.add_argument("--reports", nargs="+", required=True, help="filter reports of the annotations step")
+    p.add_argument("--train-summaries", nargs="+", required=True, help="summaries of the train-mix job")
     p.add_argument("--test-summaries", nargs="+", required=True, help="summaries of the test-cells jobs")
 
     p = add("score", cmd_score, "score one model's predictions for one test cell (Table 3 metrics)")

@@ -11,11 +11,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 import yaml  # noqa: E402
 
-from .annotations import CATEGORIES  # noqa: E402
-from .geometry import SHAPE_TALL_ABOVE, SHAPE_WIDE_MAX  # noqa: E402
+from .annotations import CATEGORIES, read_boxes  # noqa: E402
+from .geometry import SHAPE_TALL_ABOVE, SHAPE_WIDE_MAX, aspect_ratio  # noqa: E402
 from .io import InputError, atomic_output, read_json, save_figure, write_csv  # noqa: E402
 from .tasks import TASKS  # noqa: E402
 
@@ -24,9 +23,11 @@ ROLES = ("train", "test")
 
 
 def load_boxes(paths: list) -> pd.DataFrame:
-    df = pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
-    df["ar"] = (df.y2 - df.y1) / (df.x2 - df.x1)
-    return df
+    """One row per box of the box tables: its category and aspect ratio (Eq. 2), all the
+    tables need."""
+    instances = [inst for im in read_boxes(paths) for inst in im.instances]
+    return pd.DataFrame({"category": pd.Categorical([inst.category for inst in instances]),
+                         "ar": [aspect_ratio(inst.box) for inst in instances]})
 
 
 def table1(boxes: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -163,10 +164,20 @@ def write_table(df: pd.DataFrame, stem: str | os.PathLike) -> None:
         out.write(df.to_markdown(index=False) + "\n")
 
 
-def build_box_stats(out_dir, train_tables, test_tables, reports: list) -> None:
-    """Tables 1, 2 and 4, the filter report and the category figure: they need only the boxes."""
+def build_stats(out_dir, tables: dict[str, list], reports: list, summary_paths: dict[str, list]) -> None:
+    """Every statistic of the build: the box statistics and the task statistics.
+
+    One job writes both: the task statistics wait for the training mix, the build's longest
+    step, and the box statistics, run beside them, share their half-second of imports."""
+    build_box_stats(out_dir, tables, reports)
+    build_task_stats(out_dir, summary_paths)
+
+
+def build_box_stats(out_dir, tables: dict[str, list], reports: list) -> None:
+    """Tables 1, 2 and 4, the filter report and the category figure: they need only the boxes.
+    `tables` maps a role (train, test) to its box tables."""
     out_dir = Path(out_dir)
-    boxes = {"train": load_boxes(train_tables), "test": load_boxes(test_tables)}
+    boxes = {role: load_boxes(tables[role]) for role in ROLES}
     t1 = table1(boxes)
     write_table(t1, out_dir / "table1_categories")
     write_table(table2(boxes), out_dir / "table2_aspect_ratio")
