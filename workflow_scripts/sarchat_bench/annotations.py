@@ -7,18 +7,17 @@ below removes boxes or images, and the filter report says how many and gives exa
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Iterator, NoReturn
 
 import orjson
 
 from .geometry import Box, coco_to_box
-from .io import InputError, atomic_output, read_json
+from .io import InputError, atomic_output, gc_paused, read_json
 
 log = logging.getLogger(__name__)
 
@@ -129,19 +128,19 @@ def _file_names(folder: Path) -> set[str]:
         return set()
 
 
-def load_split(
-    root: str | os.PathLike,
-    split: str,
-    categories: tuple[str, ...] = CATEGORIES,
-    bbox_tolerance: float = 1.0,
-    check_image_files: bool = True,
-) -> tuple[list[Image], FilterReport]:
+def load_split(root: str | os.PathLike, split: str, categories: tuple[str, ...] = CATEGORIES,
+               bbox_tolerance: float = 1.0, check_image_files: bool = True) -> tuple[list[Image], FilterReport]:
     """Load `Annotations/<split>.json` below `root`; return usable images and the report.
 
     Images keep their COCO order sorted by id and instances their annotation id order, so the
     output is independent of how the source file happens to be ordered.
     """
-    root = Path(root)
+    with gc_paused():
+        return _load_split(Path(root), split, categories, bbox_tolerance, check_image_files)
+
+
+def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolerance: float,
+                check_image_files: bool) -> tuple[list[Image], FilterReport]:
     path = root / "Annotations" / f"{split}.json"
     if not path.is_file():
         raise InputError(path, "annotation file not found (expected the SARDet-100K layout "
@@ -259,27 +258,38 @@ def write_boxes(path: str | os.PathLike, images: list[Image]) -> None:
         out.write(orjson.dumps(table))
 
 
+def read_box_table(path: str | os.PathLike) -> dict:
+    """A box table as parsed JSON, after checking that it is one."""
+    with gc_paused():
+        table = read_json(path)
+    if not isinstance(table, dict) or table.get("format") != BOX_TABLE_FORMAT:
+        raise InputError(path, f"not a box table (expected format {BOX_TABLE_FORMAT!r}); rebuild it with the "
+                               "annotations step")
+    return table
+
+
 def read_boxes(paths: list[str | os.PathLike]) -> list[Image]:
     """The images of one or more box tables, table after table (several splits concatenate).
 
     Every generator job starts here: the images are built straight from the parsed lists,
     category names shared, with the cyclic GC off (the objects are long-lived and acyclic)."""
     images: list[Image] = []
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         for path in paths:
-            table = read_json(path)
-            if not isinstance(table, dict) or table.get("format") != BOX_TABLE_FORMAT:
-                raise InputError(path, f"not a box table (expected format {BOX_TABLE_FORMAT!r}); rebuild it with "
-                                       "the annotations step")
+            table = read_box_table(path)
             split, names = table["split"], {}
             images.extend(
                 Image(image_id, split, image_path, width, height,
                       [Instance(ann_id, names.setdefault(category, category), (x1, y1, x2, y2))
                        for ann_id, category, x1, y1, x2, y2 in boxes])
                 for image_id, image_path, width, height, boxes in table["images"])
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     return images
+
+
+def iter_boxes(paths: list[str | os.PathLike]) -> Iterator[tuple[str, list[int]]]:
+    """(category, [x1, y1, x2, y2]) of every box of the box tables, without building images:
+    what the box statistics need."""
+    for path in paths:
+        for *_, boxes in read_box_table(path)["images"]:
+            for _, category, *box in boxes:
+                yield category, box

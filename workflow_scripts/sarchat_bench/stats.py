@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from .annotations import CATEGORIES, read_boxes  # noqa: E402
+from .annotations import CATEGORIES, iter_boxes  # noqa: E402
 from .geometry import SHAPE_TALL_ABOVE, SHAPE_WIDE_MAX, aspect_ratio  # noqa: E402
-from .io import InputError, atomic_output, read_json, save_figure, write_csv  # noqa: E402
+from .io import InputError, atomic_output, gc_paused, read_json, save_figure, write_csv  # noqa: E402
 from .tasks import TASKS  # noqa: E402
 
 PAPER = yaml.safe_load((Path(__file__).parent / "reference" / "paper_tables.yaml").read_text())
@@ -25,9 +25,12 @@ ROLES = ("train", "test")
 def load_boxes(paths: list) -> pd.DataFrame:
     """One row per box of the box tables: its category and aspect ratio (Eq. 2), all the
     tables need."""
-    instances = [inst for im in read_boxes(paths) for inst in im.instances]
-    return pd.DataFrame({"category": pd.Categorical([inst.category for inst in instances]),
-                         "ar": [aspect_ratio(inst.box) for inst in instances]})
+    categories, ratios = [], []
+    with gc_paused():
+        for category, box in iter_boxes(paths):
+            categories.append(category)
+            ratios.append(aspect_ratio(box))
+    return pd.DataFrame({"category": pd.Categorical(categories), "ar": ratios})
 
 
 def table1(boxes: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -6,8 +6,6 @@ samples per box). Single/multi: the image holds one object, or several (Appendix
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..geometry import area_ratio, aspect_ratio, format_box, grid_position, identify_size, shape
 from .common import TAGS, Context, image_key, record, truth_text
 
@@ -57,6 +55,8 @@ def _template_choices(ctx: Context, instances: int, templates: int, per_instance
     """Template indices for every instance, drawn in one go (a per-instance random.sample
     costs more than the rest of the record). Distinct within an instance while there are
     enough templates."""
+    import numpy as np  # here, not at the top: the other generator jobs do without it (35 ms each)
+
     rng = np.random.default_rng(ctx.rng.getrandbits(64))
     if per_instance <= templates:
         return np.argsort(rng.random((instances, templates)), axis=1)[:, :per_instance].tolist()
