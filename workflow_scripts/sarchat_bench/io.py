@@ -28,6 +28,18 @@ class InputError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+def _file_mode() -> int:
+    """The permissions open() would give a new file: mkstemp's are owner-only, and results
+    shared on a cluster must stay readable by the group. Read once, before any thread starts
+    (os.umask can only be read by setting it)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, mode: str = "wb", buffering: int = -1) -> Iterator[IO]:
     """Open a temporary file next to `path`; rename it over `path` only on success."""
@@ -35,6 +47,7 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb", buffering: int = -1
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode, buffering, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
             handle.flush()
