@@ -15,8 +15,10 @@ shell.prefix(f"export PYTHONPATH={shlex.quote(str(SCRIPTS_DIR))}${{{{PYTHONPATH:
 
 from sarchat_bench.registry import RegistryError, check_local_source, entry, job_settings  # noqa: E402
 from sarchat_bench.registry import model_path, run_models  # noqa: E402
+from sarchat_bench.io import InputError  # noqa: E402
 from sarchat_bench.sharding import shard_labels  # noqa: E402
 from sarchat_bench.tasks import CELLS, TASKS  # noqa: E402
+from sarchat_bench.templates import DEFAULT_PATH, load_templates, templates_digest  # noqa: E402
 from sarchat_bench.tiny_models import ARCHITECTURES  # noqa: E402
 
 RESULTS = "results"
@@ -31,6 +33,11 @@ TRAIN_SPLITS = DATASET["train_splits"]
 TEST_SPLITS = DATASET["test_splits"]
 SPLITS = list(dict.fromkeys(TRAIN_SPLITS + TEST_SPLITS))
 TASK_SETTINGS = DATASET.get("tasks", {})
+TEMPLATES_PATH = DATASET.get("templates") or str(DEFAULT_PATH)
+try:
+    TEMPLATES = load_templates(TEMPLATES_PATH)  # checked here: a broken template fails before any job
+except InputError as err:
+    raise WorkflowError(f"dataset.templates: {err}") from None
 
 
 wildcard_constraints:
@@ -71,6 +78,15 @@ def build_settings(tasks):
     """The settings a generator job sees; a change reruns only the jobs of the tasks it concerns."""
     return json.dumps({"tasks": {t: TASK_SETTINGS.get(t, {}) for t in tasks}, "categories": DATASET["categories"]},
                       sort_keys=True)
+
+
+def build_params(tasks):
+    """A generator job's params: seed, settings and templates (the option naming a file of the
+    user's, and a digest of the templates these tasks use, so that editing one task's templates
+    reruns only its files)."""
+    option = f"--templates {shlex.quote(DATASET['templates'])}" if DATASET.get("templates") else ""
+    return {"seed": DATASET["seed"], "settings": build_settings(tasks), "templates_option": option,
+            "templates_digest": templates_digest(TEMPLATES, tasks)}
 
 
 TEST_FILES = {cell: f"{SARCHAT}/test/{cell}.jsonl" for cell in CELLS}

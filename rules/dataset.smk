@@ -74,8 +74,7 @@ for _task in TASKS:
             cells=[TEST_FILES[cell] for cell in cells_of(_task)],
             summary=f"{SUMMARIES}/test/{_task}.json",
         params:
-            seed=DATASET["seed"],
-            settings=build_settings([_task]),
+            **build_params([_task]),
             outputs=" ".join(f"{cell}={TEST_FILES[cell]}" for cell in cells_of(_task)),
         log:
             f"{LOGS}/test_task/{_task}.log",
@@ -85,7 +84,7 @@ for _task in TASKS:
             "../envs/sarchat.yaml"
         shell:
             "python -m sarchat_bench test-cells --out {params.outputs} --summary {output.summary} --tables {input}"
-            " --seed {params.seed} --settings {params.settings:q} 2> {log}"
+            " --seed {params.seed} --settings {params.settings:q} {params.templates_option} 2> {log}"
 
 
 # The training mix is one job: every model trains on all of it, so per-task training files
@@ -98,8 +97,7 @@ rule train_mix:
         summary=TRAIN_SUMMARY,
     threads: DATASET["train_mix_threads"]
     params:
-        seed=DATASET["seed"],
-        settings=build_settings(TASKS),
+        **build_params(TASKS),
     log:
         f"{LOGS}/train_mix.log",
     benchmark:
@@ -108,7 +106,8 @@ rule train_mix:
         "../envs/sarchat.yaml"
     shell:
         "python -m sarchat_bench train-mix --tables {input} --out {output.records} --summary {output.summary}"
-        " --workers {threads} --seed {params.seed} --settings {params.settings:q} 2> {log}"
+        " --workers {threads} --seed {params.seed} --settings {params.settings:q} {params.templates_option}"
+        " 2> {log}"
 
 
 # One validation report per generated file: the training mix or a test cell.

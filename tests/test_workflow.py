@@ -106,6 +106,29 @@ def test_rerun_is_a_no_op_and_only_changed_tasks_rerun(built, sardet_flat):
     assert "annotations" not in changed and "test_count" not in changed
 
 
+def test_editing_one_tasks_templates_reruns_only_its_files(tmp_path, sardet_flat):
+    from sarchat_bench.templates import DEFAULT_PATH
+
+    templates = tmp_path / "my_templates.yaml"
+    templates.write_text(DEFAULT_PATH.read_text())
+    config = ["--config", f"sardet_root={sardet_flat}"]
+    extra = f"dataset: {{templates: {templates}}}"
+    snakemake(tmp_path, "build_dataset", *config, extra_config=extra)
+    assert planned_rules(tmp_path, "build_dataset", *config, extra_config=extra) == {}
+    text = templates.read_text()
+    question = "How many {plural} are there in the image?"
+    assert question in text
+    templates.write_text(text.replace(question, "How many {plural} can you count here?"))
+    changed = planned_rules(tmp_path, "build_dataset", *config, extra_config=extra)
+    assert changed.get("test_count") == 1 and changed.get("train_mix") == 1
+    assert not {"test_refer", "test_identify", "annotations"} & set(changed)
+    # A broken template file stops the workflow before any job, naming the file and template.
+    templates.write_text(text.replace(question, "How many {plurals} are there?"))
+    result = snakemake(tmp_path, "build_dataset", *config, "--dry-run", check=False, extra_config=extra)
+    message = result.stdout + result.stderr
+    assert result.returncode != 0 and f"{templates}, record count.questions[0]: unknown placeholder" in message
+
+
 def test_one_cell_rebuilds_alone(built, sardet_flat):
     target = built / "results" / "sarchat" / "test" / "refer_multi.jsonl"
     before = target.read_bytes()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .io import InputError, write_json
 from .sharding import parse_shard
+from .templates import DEFAULT_PATH as DEFAULT_TEMPLATES
 from .tiny_models import ARCHITECTURES
 
 log = logging.getLogger("sarchat_bench")
@@ -74,7 +75,7 @@ def _generation_kwargs(args) -> dict:
     from .annotations import CATEGORIES
 
     return {"seed": args.seed, "settings": args.settings.get("tasks", {}),
-            "categories": tuple(args.settings.get("categories") or CATEGORIES)}
+            "categories": tuple(args.settings.get("categories") or CATEGORIES), "templates_path": args.templates}
 
 
 def _warn_if_empty(summary: dict) -> None:
@@ -262,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--settings", type=_json, default={},
                        help='{"tasks": {TASK: {...}}, "categories": [...]}; defaults: the paper\'s')
         q.add_argument("--summary", help="also write what was generated (records, skips) as JSON, for stats")
+        q.add_argument("--templates", default=str(DEFAULT_TEMPLATES), help="the task templates (YAML)")
 
     p = add("validate", cmd_validate, "check every record against the geometry rules; fail on any problem")
     p.add_argument("--out", required=True, help="validation report (JSON)")

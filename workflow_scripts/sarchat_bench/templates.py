@@ -8,6 +8,8 @@ rather than half-way through a 2M-record build.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import string
 from pathlib import Path
 
@@ -91,3 +93,10 @@ def load_templates(path: str | Path = DEFAULT_PATH) -> dict:
 def template_count(templates: dict, task: str) -> int:
     """Total templates of a task, as the paper counts them."""
     return sum(len(templates[t][g]) for (t, g) in GROUPS if t == task)
+
+
+def templates_digest(templates: dict, tasks) -> str:
+    """A short digest of the templates `tasks` use: a job's params carry it, so that editing one
+    task's templates reruns that task's files and nothing else."""
+    used = {task: templates[task] for task in tasks}
+    return hashlib.sha256(json.dumps(used, sort_keys=True).encode()).hexdigest()[:16]
