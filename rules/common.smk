@@ -74,6 +74,10 @@ def box_tables(splits):
     return [f"{SARCHAT}/annotations/{split}.boxes.json" for split in splits]
 
 
+def annotation_reports(splits):
+    return [f"{SARCHAT}/annotations/{split}.report.json" for split in splits]
+
+
 def build_settings(tasks):
     """The settings a generator job sees; a change reruns only the jobs of the tasks it concerns."""
     return json.dumps({"tasks": {t: TASK_SETTINGS.get(t, {}) for t in tasks}, "categories": DATASET["categories"]},
@@ -95,10 +99,12 @@ SUMMARIES = f"{SARCHAT}/summaries"
 TRAIN_SUMMARY = f"{SUMMARIES}/train.json"
 TEST_SUMMARIES = [f"{SUMMARIES}/test/{task}.json" for task in TASKS]
 STATS_DIR = f"{SARCHAT}/stats"
-STATS_OUTPUTS = [f"{STATS_DIR}/{t}.{ext}" for t in ("table1_categories", "table2_aspect_ratio",
-                                                    "table4_aspect_ratio_by_category", "table5_tasks",
-                                                    "filter_report", "generation_report")
-                 for ext in ("csv", "md")] + [f"{STATS_DIR}/categories.png", f"{STATS_DIR}/tasks.png"]
+STATS_TABLES = [f"{STATS_DIR}/{t}.{ext}" for t in ("table1_categories", "table2_aspect_ratio",
+                                                   "table4_aspect_ratio_by_category", "table5_tasks",
+                                                   "filter_report", "generation_report")
+                for ext in ("csv", "md")]
+STATS_FIGURES = [f"{STATS_DIR}/categories.png", f"{STATS_DIR}/tasks.png"]
+STATS_OUTPUTS = STATS_TABLES + STATS_FIGURES
 VALIDATION = [f"{SARCHAT}/validation/train.json"] + [f"{SARCHAT}/validation/test/{c}.json" for c in CELLS]
 DATASET_OUTPUTS = [f"{SARCHAT}/train.jsonl", *TEST_FILES.values(), *STATS_OUTPUTS]
 

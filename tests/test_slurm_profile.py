@@ -71,3 +71,15 @@ def test_dags_for_all_models_and_cells(cluster):
     infer = planned_rules(work, "infer_all", *args)
     assert infer["merge_predictions"] == 16 * 9 and infer["infer_shard"] == 16 * 9 * 4
     assert planned_rules(work, "score_all", *args)["score_cell"] == 16 * 9
+
+
+def test_the_training_mix_is_one_cpu_job_of_its_configured_cores(cluster):
+    """Last in this file: it removes the mix that the other tests take as built."""
+    work, bin_dir = cluster
+    for path in ("train.jsonl", "summaries/train.json"):
+        (work / "results" / "sarchat" / path).unlink()
+    result, calls = run_profile(work, bin_dir, "build_dataset")
+    assert result.returncode != 0
+    mix = [c for c in calls if "rule_train_mix" in flag(c, "--comment") and "--attempt 1" in c[-1]]
+    assert len(mix) == 1
+    assert "--cpus-per-task=8" in mix[0] and flag(mix[0], "-p") == "cpu" and not any("gpu" in a for a in mix[0][:-1])

@@ -79,6 +79,13 @@ def test_build_dataset_on_a_sardet_layout_folder(built):
                  "table5_tasks.md", "filter_report.md", "categories.png", "tasks.png"):
         assert (sarchat / "stats" / name).stat().st_size > 0
     assert "paper" in (sarchat / "stats" / "table1_categories.md").read_text()
+    # Table 1 counts the annotation reports: they must match the box tables themselves.
+    from sarchat_bench.annotations import read_boxes
+
+    table1 = pd.read_csv(sarchat / "stats" / "table1_categories.csv").set_index("category")
+    kept = Counter(inst.category for im in read_boxes([sarchat / "annotations" / "train.boxes.json"])
+                   for inst in im.instances)
+    assert table1["train_boxes"].to_dict() == {c: kept.get(c, 0) for c in table1.index} and sum(kept.values())
     # Table 5 is counted from the generator jobs' summaries: it must match the files themselves.
     table5 = pd.read_csv(sarchat / "stats" / "table5_tasks.csv").set_index("task")
     assert table5["train"].to_dict() == Counter(r["task"] for r in mix)

@@ -69,6 +69,7 @@ class FilterReport:
     boxes_in: int = 0
     images_out: int = 0
     boxes_out: int = 0
+    boxes_by_category: Counter = field(default_factory=Counter)  # of the kept boxes
     skipped: Counter = field(default_factory=Counter)
     examples: dict = field(default_factory=dict)
 
@@ -86,6 +87,7 @@ class FilterReport:
             "boxes_in": self.boxes_in,
             "images_out": self.images_out,
             "boxes_out": self.boxes_out,
+            "boxes_by_category": dict(sorted(self.boxes_by_category.items())),
             "rules": [
                 {"rule": rule, "meaning": meaning, "removed": self.skipped.get(rule, 0),
                  "examples": self.examples.get(rule, [])}
@@ -231,7 +233,8 @@ def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolera
         kept.append(image)
 
     report.images_out = len(kept)
-    report.boxes_out = sum(len(im.instances) for im in kept)
+    report.boxes_by_category = Counter(inst.category for im in kept for inst in im.instances)
+    report.boxes_out = sum(report.boxes_by_category.values())
     for rule, count in report.skipped.items():
         log.warning("%s: %d skipped by rule '%s' (%s)", path, count, rule, SKIP_RULES[rule])
     return kept, report

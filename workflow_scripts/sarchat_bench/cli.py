@@ -122,12 +122,22 @@ def cmd_validate(args) -> None:
         raise SystemExit(f"error: {sum(r['invalid'] for r in bad.values())} invalid records (see {args.out})")
 
 
-def cmd_stats(args) -> None:
-    from .stats import build_stats
+def _by_role(args, name: str) -> dict[str, list[str]]:
+    return {role: getattr(args, f"{role}_{name}") for role in ("train", "test")}
 
-    build_stats(args.out_dir, {"train": args.train_tables, "test": args.test_tables}, args.reports,
-                {"train": args.train_summaries, "test": args.test_summaries})
+
+def cmd_stats(args) -> None:
+    from .stats import build_tables
+
+    build_tables(args.out_dir, _by_role(args, "tables"), _by_role(args, "reports"), _by_role(args, "summaries"))
     log.info("statistics written to %s", args.out_dir)
+
+
+def cmd_figures(args) -> None:
+    from .stats import build_figures
+
+    build_figures(args.out_dir, _by_role(args, "reports"), _by_role(args, "summaries"))
+    log.info("figures written to %s", args.out_dir)
 
 
 def cmd_score(args) -> None:
@@ -270,13 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--describe", type=_json, default={}, help="the description filter settings")
     p.add_argument("files", nargs="+")
 
-    p = add("stats", cmd_stats, "Tables 1, 2, 4 and 5, the filter and generation reports, and the figures")
-    p.add_argument("--out-dir", required=True)
+    p = add("stats", cmd_stats, "Tables 1, 2, 4 and 5 and the filter and generation reports (CSV and Markdown)")
+    p2 = add("figures", cmd_figures, "the category and task distributions as figures (PNG)")
     p.add_argument("--train-tables", nargs="+", required=True, help="box tables of the training splits")
     p.add_argument("--test-tables", nargs="+", required=True, help="box tables of the test splits")
-    p.add_argument("--reports", nargs="+", required=True, help="filter reports of the annotations step")
-    p.add_argument("--train-summaries", nargs="+", required=True, help="summaries of the train-mix job")
-    p.add_argument("--test-summaries", nargs="+", required=True, help="summaries of the test-cells jobs")
+    for q in (p, p2):
+        q.add_argument("--out-dir", required=True)
+        q.add_argument("--train-reports", nargs="+", required=True, help="annotation reports of the training splits")
+        q.add_argument("--test-reports", nargs="+", required=True, help="annotation reports of the test splits")
+        q.add_argument("--train-summaries", nargs="+", required=True, help="summaries of the train-mix job")
+        q.add_argument("--test-summaries", nargs="+", required=True, help="summaries of the test-cells jobs")
 
     p = add("score", cmd_score, "score one model's predictions for one test cell (Table 3 metrics)")
     p.add_argument("--cell", required=True)

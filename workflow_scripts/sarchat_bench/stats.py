@@ -1,86 +1,112 @@
-"""Dataset statistics beside the paper's printed numbers: Tables 1, 2, 4 and 5, the filter
-report, and figures of the category and task distributions."""
+"""Dataset statistics beside the paper's printed numbers: Tables 1, 2, 4 and 5, the filter and
+generation reports, and figures of the category and task distributions.
+
+Tables are lists of rows (dicts), written as CSV and Markdown; figures are drawn by a job of
+their own. Both jobs come last in the build, after the training mix, and run side by side, so
+each imports only what it needs (pandas is not needed for tables of a dozen rows).
+"""
 
 from __future__ import annotations
 
+import csv
 import os
+from collections import Counter
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import yaml
+from tabulate import tabulate
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
+from .annotations import CATEGORIES, iter_boxes
+from .geometry import SHAPE_TALL_ABOVE, SHAPE_WIDE_MAX, aspect_ratio
+from .io import InputError, atomic_output, gc_paused, read_json, save_figure
+from .tasks import TASKS
 
-from .annotations import CATEGORIES, iter_boxes  # noqa: E402
-from .geometry import SHAPE_TALL_ABOVE, SHAPE_WIDE_MAX, aspect_ratio  # noqa: E402
-from .io import InputError, atomic_output, gc_paused, read_json, save_figure, write_csv  # noqa: E402
-from .tasks import TASKS  # noqa: E402
-
-PAPER = yaml.safe_load((Path(__file__).parent / "reference" / "paper_tables.yaml").read_text())
+PAPER = yaml.load((Path(__file__).parent / "reference" / "paper_tables.yaml").read_text(), Loader=yaml.CSafeLoader)
 ROLES = ("train", "test")
+Rows = list[dict]
 
 
-def load_boxes(paths: list) -> pd.DataFrame:
-    """One row per box of the box tables: its category and aspect ratio (Eq. 2), all the
-    tables need."""
+def load_boxes(paths: list) -> dict[str, np.ndarray]:
+    """The category and aspect ratio (Eq. 2) of every box of the box tables: what Tables 2 and
+    4 need."""
     categories, ratios = [], []
     with gc_paused():
         for category, box in iter_boxes(paths):
             categories.append(category)
             ratios.append(aspect_ratio(box))
-    return pd.DataFrame({"category": pd.Categorical(categories), "ar": ratios})
+    return {"category": np.array(categories, dtype=str), "ar": np.array(ratios, dtype=float)}
 
 
-def table1(boxes: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def boxes_by_category(report_paths: list) -> Counter:
+    """Kept boxes per category, added up over the annotation reports of one role's splits."""
+    counts: Counter = Counter()
+    for path in report_paths:
+        counts.update(_report(path)["boxes_by_category"])
+    return counts
+
+
+def _report(path) -> dict:
+    report = read_json(path)
+    if not isinstance(report, dict) or "boxes_by_category" not in report:
+        raise InputError(path, "not an annotation report of this version (no 'boxes_by_category'); rebuild it with "
+                               "the annotations step")
+    return report
+
+
+def table1(counts: dict[str, Counter]) -> Rows:
+    """Boxes per category for each role (train, test), from the annotation reports."""
     rows = []
     for cat in CATEGORIES:
         row = {"category": cat}
         for role in ROLES:
-            counts = boxes[role].category.value_counts()
-            n, total = int(counts.get(cat, 0)), max(len(boxes[role]), 1)
+            n, total = counts[role].get(cat, 0), max(sum(counts[role].values()), 1)
             paper = PAPER["table1_categories"][role][cat]
             paper_total = sum(PAPER["table1_categories"][role].values())
             row.update({f"{role}_boxes": n, f"{role}_pct": round(100 * n / total, 2),
                         f"{role}_paper": paper, f"{role}_paper_pct": round(100 * paper / paper_total, 2)})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
-def table2(boxes: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def table2(boxes: dict[str, dict]) -> Rows:
     rows = []
-    for metric, fn in (("mean", "mean"), ("median", "median"), ("sd", "std")):
+    for metric, fn in (("mean", np.mean), ("median", np.median), ("sd", _sample_sd)):
         row = {"metric": metric}
         for role in ROLES:
-            row[role] = round(float(getattr(boxes[role].ar, fn)()), 3) if len(boxes[role]) else None
+            ar = boxes[role]["ar"]
+            row[role] = round(float(fn(ar)), 3) if len(ar) > (metric == "sd") else None
             row[f"{role}_paper"] = PAPER["table2_aspect_ratio"][role][metric]
         row["diff_rate_pct"] = (round(100 * (row["test"] - row["train"]) / row["train"], 2)
                                 if row["train"] and row["test"] is not None else None)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
-def table4(boxes: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def _sample_sd(values: np.ndarray) -> float:
+    return np.std(values, ddof=1)
+
+
+def table4(boxes: dict[str, dict]) -> Rows:
     rows = []
     for cat in CATEGORIES:
         for role in ROLES:
-            ar = boxes[role].loc[boxes[role].category == cat, "ar"]
+            ar = boxes[role]["ar"][boxes[role]["category"] == cat]
             paper = PAPER["table4_aspect_ratio_by_category"][role][cat]
             n = len(ar)
-            bins = [(ar <= SHAPE_WIDE_MAX).sum(), ((ar > SHAPE_WIDE_MAX) & (ar <= SHAPE_TALL_ABOVE)).sum(),
-                    (ar > SHAPE_TALL_ABOVE).sum()]
+            bins = [int((ar <= SHAPE_WIDE_MAX).sum()), int(((ar > SHAPE_WIDE_MAX) & (ar <= SHAPE_TALL_ABOVE)).sum()),
+                    int((ar > SHAPE_TALL_ABOVE).sum())]
             rows.append({
                 "category": cat, "set": role, "total": n,
                 "mean_ar": round(float(ar.mean()), 3) if n else None,
-                "median_ar": round(float(ar.median()), 3) if n else None,
-                "sd_ar": round(float(ar.std()), 3) if n > 1 else None,
+                "median_ar": round(float(np.median(ar)), 3) if n else None,
+                "sd_ar": round(float(_sample_sd(ar)), 3) if n > 1 else None,
                 "pct_ar_le_0.67": round(100 * bins[0] / n, 2) if n else None,
                 "pct_ar_0.67_1.5": round(100 * bins[1] / n, 2) if n else None,
                 "pct_ar_gt_1.5": round(100 * bins[2] / n, 2) if n else None,
                 "paper_total": paper["total"], "paper_mean_ar": paper["mean"], "paper_bins": paper["bins"],
             })
-    return pd.DataFrame(rows)
+    return rows
 
 
 def read_summaries(paths: dict[str, list]) -> dict[str, list[dict]]:
@@ -95,7 +121,7 @@ def read_summaries(paths: dict[str, list]) -> dict[str, list[dict]]:
     return out
 
 
-def table5(summaries: dict[str, list[dict]]) -> pd.DataFrame:
+def table5(summaries: dict[str, list[dict]]) -> Rows:
     """Samples per task, from the generator jobs' summaries (shards and test cells add up)."""
     counts = {role: dict.fromkeys(TASKS, 0) for role in ROLES}
     for role, files in summaries.items():
@@ -111,10 +137,10 @@ def table5(summaries: dict[str, list[dict]]) -> pd.DataFrame:
                         f"{role}_paper": paper,
                         f"{role}_paper_pct": round(100 * paper / sum(PAPER["table5_tasks"][role].values()), 2)})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
-def generation_report(summaries: dict[str, list[dict]]) -> pd.DataFrame:
+def generation_report(summaries: dict[str, list[dict]]) -> Rows:
     """Per generated file: images in, records out, and the images a task's own filters skipped
     (the description filters of §3.2(2)), so that nothing leaves the build uncounted."""
     rows = []
@@ -125,13 +151,13 @@ def generation_report(summaries: dict[str, list[dict]]) -> pd.DataFrame:
                          "records": summary["records"],
                          "images_skipped": sum(summary["skipped"].values()),
                          "skip_reasons": "; ".join(f"{k}: {v}" for k, v in summary["skipped"].items())})
-    return pd.DataFrame(rows)
+    return rows
 
 
-def filter_report(report_paths: list) -> pd.DataFrame:
+def filter_report(report_paths: list) -> Rows:
     rows = []
     for path in report_paths:
-        rep = read_json(path)
+        rep = _report(path)
         rows.append({"split": rep["split"], "rule": "(input)", "removed": 0,
                      "images": rep["images_in"], "boxes": rep["boxes_in"], "meaning": rep["source"], "examples": ""})
         for rule in rep["rules"]:
@@ -139,7 +165,7 @@ def filter_report(report_paths: list) -> pd.DataFrame:
                          "boxes": None, "meaning": rule["meaning"], "examples": "; ".join(rule["examples"])})
         rows.append({"split": rep["split"], "rule": "(kept)", "removed": 0, "images": rep["images_out"],
                      "boxes": rep["boxes_out"], "meaning": "", "examples": ""})
-    return pd.DataFrame(rows)
+    return rows
 
 
 def _bar(ax, labels, series: dict, title, ylabel):
@@ -152,50 +178,51 @@ def _bar(ax, labels, series: dict, title, ylabel):
     ax.legend()
 
 
-def distribution_figure(table: pd.DataFrame, label: str, title: str, ylabel: str, path) -> None:
+def distribution_figure(table: Rows, label: str, title: str, ylabel: str, path) -> None:
     """This build's train/test shares beside the paper's (Tables 1 and 5)."""
+    import matplotlib.pyplot as plt  # here: only the figures job draws
+
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    _bar(ax, list(table[label]), {"train (this build)": table.train_pct, "test (this build)": table.test_pct,
-                                  "train (paper)": table.train_paper_pct, "test (paper)": table.test_paper_pct},
+    series = {"train (this build)": "train_pct", "test (this build)": "test_pct", "train (paper)": "train_paper_pct",
+              "test (paper)": "test_paper_pct"}
+    _bar(ax, [row[label] for row in table], {name: [row[key] for row in table] for name, key in series.items()},
          title, ylabel)
     save_figure(fig, path)
 
 
-def write_table(df: pd.DataFrame, stem: str | os.PathLike) -> None:
-    write_csv(f"{stem}.csv", df)
+def write_table(rows: Rows, stem: str | os.PathLike) -> None:
+    """A table as CSV (None as an empty field) and as a Markdown table."""
+    with atomic_output(f"{stem}.csv", "w") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
     with atomic_output(f"{stem}.md", "w") as out:
-        out.write(df.to_markdown(index=False) + "\n")
+        out.write(tabulate(rows, headers="keys", tablefmt="pipe", missingval="") + "\n")
 
 
-def build_stats(out_dir, tables: dict[str, list], reports: list, summary_paths: dict[str, list]) -> None:
-    """Every statistic of the build: the box statistics and the task statistics.
-
-    One job writes both: the task statistics wait for the training mix, the build's longest
-    step, and the box statistics, run beside them, share their half-second of imports."""
-    build_box_stats(out_dir, tables, reports)
-    build_task_stats(out_dir, summary_paths)
+def _kept(reports: dict[str, list]) -> dict[str, Counter]:
+    return {role: boxes_by_category(reports[role]) for role in ROLES}
 
 
-def build_box_stats(out_dir, tables: dict[str, list], reports: list) -> None:
-    """Tables 1, 2 and 4, the filter report and the category figure: they need only the boxes.
-    `tables` maps a role (train, test) to its box tables."""
+def build_tables(out_dir, tables: dict[str, list], reports: dict[str, list], summary_paths: dict[str, list]) -> None:
+    """Tables 1, 2, 4 and 5, the filter report and the generation report. `tables`, `reports`
+    and `summary_paths` map a role (train, test) to its box tables, annotation reports and
+    generation summaries; Table 5 counts the summaries, so 2M records are not read again."""
     out_dir = Path(out_dir)
     boxes = {role: load_boxes(tables[role]) for role in ROLES}
-    t1 = table1(boxes)
-    write_table(t1, out_dir / "table1_categories")
+    summaries = read_summaries(summary_paths)
+    write_table(table1(_kept(reports)), out_dir / "table1_categories")
     write_table(table2(boxes), out_dir / "table2_aspect_ratio")
     write_table(table4(boxes), out_dir / "table4_aspect_ratio_by_category")
-    write_table(filter_report(reports), out_dir / "filter_report")
-    distribution_figure(t1, "category", "Category distribution of boxes (Table 1)", "% of boxes",
-                        out_dir / "categories.png")
-
-
-def build_task_stats(out_dir, summary_paths: dict[str, list]) -> None:
-    """Table 5, the generation report and the task figure, from the generator jobs' summaries
-    (they know their record counts, so 2M records need not be read again)."""
-    out_dir = Path(out_dir)
-    summaries = read_summaries(summary_paths)
-    t5 = table5(summaries)
-    write_table(t5, out_dir / "table5_tasks")
+    write_table(table5(summaries), out_dir / "table5_tasks")
+    write_table(filter_report(list(dict.fromkeys(reports["train"] + reports["test"]))), out_dir / "filter_report")
     write_table(generation_report(summaries), out_dir / "generation_report")
-    distribution_figure(t5, "task", "Task distribution of samples (Table 5)", "% of samples", out_dir / "tasks.png")
+
+
+def build_figures(out_dir, reports: dict[str, list], summary_paths: dict[str, list]) -> None:
+    """The category (Table 1) and task (Table 5) distributions as figures."""
+    out_dir = Path(out_dir)
+    distribution_figure(table1(_kept(reports)), "category", "Category distribution of boxes (Table 1)", "% of boxes",
+                        out_dir / "categories.png")
+    distribution_figure(table5(read_summaries(summary_paths)), "task", "Task distribution of samples (Table 5)",
+                        "% of samples", out_dir / "tasks.png")
