@@ -21,8 +21,9 @@ from .annotations import CATEGORIES, iter_boxes
 from .geometry import SHAPE_TALL_ABOVE, SHAPE_WIDE_MAX, aspect_ratio
 from .io import InputError, atomic_output, gc_paused, read_json, save_figure
 from .tasks import TASKS
+from .templates import YAML_LOADER
 
-PAPER = yaml.load((Path(__file__).parent / "reference" / "paper_tables.yaml").read_text(), Loader=yaml.CSafeLoader)
+PAPER = yaml.load((Path(__file__).parent / "reference" / "paper_tables.yaml").read_text(), Loader=YAML_LOADER)
 ROLES = ("train", "test")
 Rows = list[dict]
 
