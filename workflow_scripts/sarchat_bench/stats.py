@@ -72,11 +72,11 @@ def table1(counts: dict[str, Counter]) -> Rows:
 
 def table2(boxes: dict[str, dict]) -> Rows:
     rows = []
-    for metric, fn in (("mean", np.mean), ("median", np.median), ("sd", _sample_sd)):
+    for metric, fn, least in (("mean", np.mean, 1), ("median", np.median, 1), ("sd", _sample_sd, 2)):
         row = {"metric": metric}
         for role in ROLES:
             ar = boxes[role]["ar"]
-            row[role] = round(float(fn(ar)), 3) if len(ar) > (metric == "sd") else None
+            row[role] = round(float(fn(ar)), 3) if len(ar) >= least else None
             row[f"{role}_paper"] = PAPER["table2_aspect_ratio"][role][metric]
         row["diff_rate_pct"] = (round(100 * (row["test"] - row["train"]) / row["train"], 2)
                                 if row["train"] and row["test"] is not None else None)
