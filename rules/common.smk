@@ -33,11 +33,12 @@ TRAIN_SPLITS = DATASET["train_splits"]
 TEST_SPLITS = DATASET["test_splits"]
 SPLITS = list(dict.fromkeys(TRAIN_SPLITS + TEST_SPLITS))
 TASK_SETTINGS = DATASET.get("tasks", {})
-TEMPLATES_PATH = DATASET.get("templates") or str(DEFAULT_PATH)
-try:
-    TEMPLATES = load_templates(TEMPLATES_PATH)  # checked here: a broken template fails before any job
+try:  # checked here: a broken template fails before any job
+    TEMPLATES = load_templates(DATASET["templates"] or DEFAULT_PATH)
 except InputError as err:
     raise WorkflowError(f"dataset.templates: {err}") from None
+# Empty: the generator jobs' own default, the package's template file.
+TEMPLATES_OPTION = f"--templates {shlex.quote(DATASET['templates'])}" if DATASET["templates"] else ""
 
 
 wildcard_constraints:
@@ -88,8 +89,7 @@ def build_params(tasks):
     """A generator job's params: seed, settings and templates (the option naming a file of the
     user's, and a digest of the templates these tasks use, so that editing one task's templates
     reruns only its files)."""
-    option = f"--templates {shlex.quote(DATASET['templates'])}" if DATASET.get("templates") else ""
-    return {"seed": DATASET["seed"], "settings": build_settings(tasks), "templates_option": option,
+    return {"seed": DATASET["seed"], "settings": build_settings(tasks), "templates_option": TEMPLATES_OPTION,
             "templates_digest": templates_digest(TEMPLATES, tasks)}
 
 
@@ -105,6 +105,9 @@ STATS_TABLES = [f"{STATS_DIR}/{t}.{ext}" for t in ("table1_categories", "table2_
                 for ext in ("csv", "md")]
 STATS_FIGURES = [f"{STATS_DIR}/categories.png", f"{STATS_DIR}/tasks.png"]
 STATS_OUTPUTS = STATS_TABLES + STATS_FIGURES
+# What both statistics jobs read (the tables job reads the box tables too).
+STATS_SOURCES = {"train_reports": annotation_reports(TRAIN_SPLITS), "test_reports": annotation_reports(TEST_SPLITS),
+                 "train_summaries": TRAIN_SUMMARY, "test_summaries": TEST_SUMMARIES}
 VALIDATION = [f"{SARCHAT}/validation/train.json"] + [f"{SARCHAT}/validation/test/{c}.json" for c in CELLS]
 DATASET_OUTPUTS = [f"{SARCHAT}/train.jsonl", *TEST_FILES.values(), *STATS_OUTPUTS]
 

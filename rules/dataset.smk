@@ -137,10 +137,7 @@ rule dataset_stats:
     input:
         train_tables=box_tables(TRAIN_SPLITS),
         test_tables=box_tables(TEST_SPLITS),
-        train_reports=annotation_reports(TRAIN_SPLITS),
-        test_reports=annotation_reports(TEST_SPLITS),
-        train_summaries=TRAIN_SUMMARY,
-        test_summaries=TEST_SUMMARIES,
+        **STATS_SOURCES,
     output:
         [report(p, category="Dataset", caption="report/stats.rst") for p in STATS_TABLES],
     params:
@@ -160,10 +157,7 @@ rule dataset_stats:
 
 rule dataset_figures:
     input:
-        train_reports=annotation_reports(TRAIN_SPLITS),
-        test_reports=annotation_reports(TEST_SPLITS),
-        train_summaries=TRAIN_SUMMARY,
-        test_summaries=TEST_SUMMARIES,
+        **STATS_SOURCES,
     output:
         [report(p, category="Dataset", caption="report/stats.rst") for p in STATS_FIGURES],
     params:

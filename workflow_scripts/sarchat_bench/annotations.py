@@ -264,9 +264,9 @@ def write_boxes(path: str | os.PathLike, images: list[Image]) -> None:
 
 
 def read_box_table(path: str | os.PathLike) -> dict:
-    """A box table as parsed JSON, after checking that it is one."""
-    with gc_paused():
-        table = read_json(path)
+    """A box table as parsed JSON, after checking that it is one. Its callers (read_boxes,
+    the statistics) pause the cyclic GC around it and what they build from it."""
+    table = read_json(path)
     if not isinstance(table, dict) or table.get("format") != BOX_TABLE_FORMAT:
         raise InputError(path, f"not a box table (expected format {BOX_TABLE_FORMAT!r}); rebuild it with the "
                                "annotations step")

@@ -9,6 +9,7 @@ import gc
 import logging
 import os
 import time
+from collections import Counter
 
 import orjson
 
@@ -108,15 +109,12 @@ def build_train_mix(box_tables: list, out: str | os.PathLike, *, seed: int, sett
         return data, (count, ctx.skipped)
 
     results = write_in_order(out, len(parts), produce, workers=workers)
-    summaries = {task: {"file": str(out), "task": task, "variant": None, "images": len(images), "records": 0,
-                        "skipped": {}} for task in tasks}
-    for (task, _, _), (count, skipped) in zip(parts, results):
-        summary = summaries[task]
-        summary["records"] += count
-        for reason, n in skipped.items():
-            summary["skipped"][reason] = summary["skipped"].get(reason, 0) + n
-    for summary in summaries.values():
-        summary["skipped"] = dict(sorted(summary["skipped"].items()))
+    records, skipped = Counter(), {task: Counter() for task in tasks}
+    for (task, _, _), (count, part_skipped) in zip(parts, results):
+        records[task] += count
+        skipped[task].update(part_skipped)
+    summaries = {task: {"file": str(out), "task": task, "variant": None, "images": len(images),
+                        "records": records[task], "skipped": dict(sorted(skipped[task].items()))} for task in tasks}
     log.info("wrote %s: %d records of %d tasks from %d images in %d parts (%d workers) in %.1f s", out,
              sum(s["records"] for s in summaries.values()), len(tasks), len(images), len(parts), workers,
              time.perf_counter() - start)
