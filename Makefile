@@ -2,28 +2,51 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
-STAMP := $(VENV)/.installed-$(shell cat envs/requirements.txt envs/base.txt | cksum | cut -d' ' -f1)
-RUN := PATH="$(BIN):$$PATH"
+RUN := PATH="$(BIN):$$PATH" PYTHONPATH="$(abspath workflow_scripts)"
 CORES ?= all
+# The CUDA build of torch. Empty: PyPI's build (CUDA 13, for NVIDIA drivers >= 580), the one
+# the tests run. For older drivers, a CUDA 12 build from PyTorch's own index, e.g.
+# `make setup TORCH_CUDA=cu128` (or cu126): same torch and torchvision versions.
+TORCH_CUDA ?=
+TORCH_PINS := $(shell grep -oE '^(torch|torchvision)==[^ ]+' envs/base.txt)
+STAMP := $(VENV)/.installed-$(shell cat envs/default.txt envs/base.txt | cksum | cut -d' ' -f1)$(TORCH_CUDA)
+# Another environment without conda: `make env ENV=transformers4` builds .venvs/transformers4
+# (README, "Environments"); rebuilt when its file or the default environment changes.
+ENV ?= transformers4
+ENV_STAMP = .venvs/$(ENV)/.installed-$(shell cat envs/$(ENV).txt envs/base.txt | cksum | cut -d' ' -f1)-$(notdir $(STAMP))
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup env lock demo test lint bench clean
 
 setup: $(STAMP)
 
-$(STAMP): envs/requirements.txt envs/base.txt
+$(STAMP): envs/default.txt envs/base.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --isolated --upgrade pip
+ifneq ($(TORCH_CUDA),)
+	$(BIN)/python -m pip install --isolated --index-url https://download.pytorch.org/whl/$(TORCH_CUDA) \
+		$(addsuffix +$(TORCH_CUDA),$(TORCH_PINS))
+endif
 	# --isolated: ignore pip config that prefers a local CPU-only torch wheel; the PyPI
 	# torchvision needs the regular torch build (which runs on CPU too).
-	$(BIN)/python -m pip install --isolated -r envs/requirements.txt
+	$(BIN)/python -m pip install --isolated -r envs/default.txt
 	rm -f $(VENV)/.installed-* && touch $@
+
+env: $(ENV_STAMP)
+
+$(ENV_STAMP): $(STAMP) envs/$(ENV).txt envs/base.txt
+	$(RUN) python -m sarchat_bench envs --build $(ENV)
+	touch $@
 
 demo: setup  ## the whole chain on the generated demo dataset, then the HTML report
 	$(RUN) snakemake --cores $(CORES)
 	$(RUN) snakemake --report results/report.html
 
-test: setup  ## the test suite (unit tests, then real Snakemake/ms-swift runs)
+test: setup  ## the test suite (unit tests, then real Snakemake/ms-swift/SLURM runs)
+	$(MAKE) env ENV=transformers4
 	$(RUN) python -m pytest
+
+lock: setup  ## resolve every environment against the registry and pin all of it (envs/locks/)
+	$(RUN) python -m sarchat_bench envs --lock
 
 lint: setup
 	$(RUN) snakemake --lint

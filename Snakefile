@@ -23,20 +23,37 @@ include: "rules/models.smk"
 include: "rules/evaluate.smk"
 
 
+# A request no node can run would wait in SLURM's queue for ever: refuse it before submitting.
+if workflow.executor_plugin and workflow.executor_plugin.name == "slurm" and workflow.is_main_process:
+    check_cluster_can_run_model_jobs()
+
+
 onsuccess:
     cancel_rate_limiter_timers()
 
 
+# Only the model jobs (train_model, infer_shard, merge_adapter) go to a cluster. Every other job
+# takes seconds and runs where Snakemake runs (the test-file jobs say so themselves), never as
+# a queue of cluster jobs; downloads need the network that cluster nodes often lack.
 localrules:
     all,
+    demo_dataset,
+    download_sardet,
+    annotations,
+    train_mix,
+    validate_records,
+    dataset_stats,
+    dataset_figures,
     build_dataset,
     validate_dataset,
-    demo_dataset,
+    prefetch_model,
+    prefetch_models,
+    tiny_model,
     train_all,
     infer_all,
-    score_all,
     merge_predictions,
     score_cell,
+    score_all,
     report,
 
 

@@ -13,10 +13,10 @@ sys.path.insert(0, str(SCRIPTS_DIR))
 # Jobs run `python -m sarchat_bench`, locally and on cluster nodes alike.
 shell.prefix(f"export PYTHONPATH={shlex.quote(str(SCRIPTS_DIR))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
-from sarchat_bench.registry import RegistryError, check_local_source, entry, job_settings  # noqa: E402
+from sarchat_bench.registry import RegistryError, check_local_source, entry, job_settings, run_options  # noqa: E402
 from sarchat_bench.registry import model_path, run_models  # noqa: E402
 from sarchat_bench.io import InputError  # noqa: E402
-from sarchat_bench.sharding import shard_labels  # noqa: E402
+from sarchat_bench.sharding import record_count, shard_count, shard_labels  # noqa: E402
 from sarchat_bench.tasks import CELLS, TASKS  # noqa: E402
 from sarchat_bench.templates import DEFAULT_PATH, load_templates, templates_digest  # noqa: E402
 from sarchat_bench.tiny_models import ARCHITECTURES  # noqa: E402
@@ -121,7 +121,8 @@ except RegistryError as err:
 MODELS_DIR = f"{RESULTS}/models"
 PREDICTIONS = f"{RESULTS}/predictions"
 SCORES = f"{RESULTS}/scores"
-ENV_FILES = {"default": "../envs/sarchat.yaml", "transformers4": "../envs/transformers4.yaml"}
+# Where models are downloaded once (prefetch_model) and read offline by the model jobs.
+CACHE_DIR = config["cache_dir"]
 
 
 def model_entry(model):
@@ -136,19 +137,31 @@ def models_in_mode(*modes):
     return [m for m in RUN_MODELS if model_mode(m) in modes]
 
 
-def conda_env(wildcards):
-    return ENV_FILES[model_entry(wildcards.model)["environment"]]
+def job_environment(model, section):
+    """The environment a model's jobs run in (envs/<name>.txt): vLLM inference has its own."""
+    e = model_entry(model)
+    if section == "infer" and e["infer"]["backend"] == "vllm":
+        return "vllm"
+    return e["environment"]
+
+
+def conda_env(section):
+    return lambda wildcards: f"../envs/{job_environment(wildcards.model, section)}.yaml"
 
 
 def _spec(model, section):
+    """What a train/infer job's output depends on; other config changes never rerun it."""
     e = model_entry(model)
     check_local_source(model, e)
-    return {"model_path": model_path(e), "model_type": e["model_type"], "template": e["template"],
-            "source": e["source"], "env": e["env"], "settings": job_settings(e, section)}
+    spec = {"model_path": model_path(e), "model_type": e["model_type"], "template": e["template"],
+            "source": e["source"], "env": e["env"], "load": e["load"], "environment": job_environment(model, section),
+            "settings": job_settings(e, section)}
+    if section == "train":
+        spec["gpus"] = e["train"]["gpus"]  # the world size shapes the effective batch, so the weights
+    return spec
 
 
 def train_spec(wildcards):
-    """What a training job depends on; other config changes never retrain a model."""
     return json.dumps(_spec(wildcards.model, "train"), sort_keys=True)
 
 
@@ -156,15 +169,81 @@ def infer_spec(wildcards):
     return json.dumps(_spec(wildcards.model, "infer"), sort_keys=True)
 
 
-def job_resource(section, key):
-    """A per-model resource; memory and runtime grow with the attempt of a retried job."""
-    scaled = key in ("mem_mb", "runtime")
+def run_settings(section):
+    """How a job runs, not what it makes: logging and saving cadence, batch size, loader
+    workers, the model cache. The param is derived from `threads`, and Snakemake does not count
+    derived params as a settings change (as with resources), so changing these reruns nothing;
+    tests/test_workflow.py pins that."""
 
-    def get(wildcards, attempt=1):
-        value = model_entry(wildcards.model)[section][key]
-        return value * attempt if scaled else value
+    def get(wildcards, threads):
+        e = model_entry(wildcards.model)
+        options = run_options(e, section)
+        if section == "train":
+            options["dataloader_num_workers"] = max(1, threads // max(1, e["train"]["gpus"]))
+        return json.dumps({"options": options, "cache_dir": CACHE_DIR, "threads": threads}, sort_keys=True)
 
     return get
+
+
+# Site facts for SLURM (slurm/site.yaml, which the profile loads); unused on a local run.
+SLURM = config["slurm"]
+
+
+def _capped(value, limit):
+    return min(value, limit) if limit else value
+
+
+MODEL_JOB_RESOURCES = ("gpu", "cpus_per_gpu", "mem_mb", "runtime", "slurm_partition", "gpu_model", "slurm_account")
+
+
+def model_job_request(model, section, attempt=1, runtime=None):
+    """What a model job (train, merge, infer) asks for. Memory and time grow with the attempt of a
+    retried job, capped at the site's limits: a training run longer than the limit resumes from
+    its checkpoint in the next attempt. Partition, GPU type and the GPU request itself apply
+    only to jobs that ask for GPUs, so a CPU-only model (gpus: 0) gets a plain CPU job."""
+    settings = model_entry(model)[section]
+    gpus = settings["gpus"]
+    return {
+        "gpu": gpus,
+        "cpus_per_gpu": settings["cpus_per_gpu"],
+        "mem_mb": _capped(settings["mem_mb"] * attempt, SLURM["max_mem_mb"]),
+        "runtime": _capped((runtime or settings["runtime"]) * attempt, SLURM["max_runtime"]),
+        "slurm_partition": SLURM["gpu_partition"] if gpus else SLURM["cpu_partition"],
+        "gpu_model": SLURM["gpu_model"] if gpus else "",
+        "slurm_account": SLURM["account"],
+    }
+
+
+def model_job_resources(section, runtime=None):
+    """model_job_request as a rule's resources."""
+
+    def resource(key):
+        return lambda wildcards, attempt: model_job_request(wildcards.model, section, attempt, runtime)[key]
+
+    return {key: resource(key) for key in MODEL_JOB_RESOURCES}
+
+
+def check_cluster_can_run_model_jobs():
+    """On SLURM, before any job is submitted: SLURM must be able to start every model job's
+    first attempt, or the job would wait in the queue for ever (sarchat_bench.slurm_limits)."""
+    from types import SimpleNamespace
+
+    from sarchat_bench.slurm_limits import ImpossibleRequest, Request, check
+
+    requests = {}
+    for model in RUN_MODELS:
+        sections = {"finetune": ("train", "infer"), "zero_shot": ("infer",)}.get(model_mode(model), ())
+        for section in sections:
+            r = model_job_request(model, section)
+            job = {"train": "train_model", "infer": "infer_shard"}[section]
+            requests[f"{job} ({model})"] = Request(
+                partition=r["slurm_partition"], account=r["slurm_account"],
+                cpus=job_threads(section)(SimpleNamespace(model=model)), mem_mb=r["mem_mb"], gpus=r["gpu"],
+                gpu_model=r["gpu_model"], minutes=r["runtime"])
+    try:
+        check(requests)
+    except ImpossibleRequest as err:
+        raise WorkflowError(str(err)) from None
 
 
 def job_threads(section):
@@ -177,26 +256,44 @@ def job_threads(section):
 
 def tiny_source(wildcards):
     """The tiny model folder a model is built from, if any."""
-    source = model_entry(wildcards.model)["source"]
-    return [f"{MODELS_DIR}/tiny/{source['tiny']}"] if "tiny" in source else []
+    e = model_entry(wildcards.model)
+    return [model_path(e)] if "tiny" in e["source"] else []
+
+
+def source_info(wildcards):
+    """The prefetch manifest of a hub model: its jobs load the local snapshot it names."""
+    return [f"{MODELS_DIR}/{wildcards.model}/source.json"] if "hub" in model_entry(wildcards.model)["source"] else []
+
+
+def source_option(wildcards, input):
+    return f"--source-info {input.source}" if input.get("source") else ""
+
+
+def model_inputs(wildcards):
+    return {"model": tiny_source(wildcards), "source": source_info(wildcards)}
 
 
 def inference_inputs(wildcards):
-    inputs = {"test": f"{SARCHAT}/test/{wildcards.cell}.jsonl", "model": tiny_source(wildcards)}
+    inputs = {"test": f"{SARCHAT}/test/{wildcards.cell}.jsonl", **model_inputs(wildcards)}
     if model_mode(wildcards.model) == "finetune":
         inputs["adapter"] = f"{MODELS_DIR}/{wildcards.model}/adapter.json"
     return inputs
 
 
-def shard_names(model):
-    return shard_labels(model_entry(model)["infer"]["shards"])
-
-
 def prediction_shards(wildcards):
-    return [f"{PREDICTIONS}/{wildcards.model}/shards/{wildcards.cell}.{s}.jsonl" for s in shard_names(wildcards.model)]
+    """A cell's shards: as many as its test file needs at `samples_per_shard` records each, so
+    that every inference job has about the same work. The test files are checkpoints: their
+    record counts are known once they are built, and the shard names stay the same as long as
+    the test file does."""
+    task = CELLS[wildcards.cell][0]
+    test_file = getattr(checkpoints, f"test_{task}").get().output.cells[cells_of(task).index(wildcards.cell)]
+    count = shard_count(record_count(test_file), model_entry(wildcards.model)["infer"]["samples_per_shard"])
+    return [f"{PREDICTIONS}/{wildcards.model}/shards/{wildcards.cell}.{s}.jsonl" for s in shard_labels(count)]
 
 
 MODEL_KEYS = "|".join(re.escape(m) for m in config["models"])
+HUB_MODELS = "|".join(re.escape(m) for m in config["models"] if "hub" in model_entry(m).get("source", {})) or "^$"
+PREFETCH_ALL = [f"{MODELS_DIR}/{m}/source.json" for m in RUN_MODELS if "hub" in model_entry(m).get("source", {})]
 GENERATED_MODELS = "|".join(re.escape(m) for m in config["models"] if model_mode(m) != "predictions") or "^$"
 TRAIN_ALL = [f"{MODELS_DIR}/{m}/adapter.json" for m in models_in_mode("finetune")]
 INFER_ALL = [f"{PREDICTIONS}/{m}/{c}.jsonl" for m in models_in_mode("finetune", "zero_shot") for c in CELLS]

@@ -14,7 +14,7 @@ rule demo_dataset:
     benchmark:
         f"{BENCH}/demo_dataset.tsv"
     conda:
-        "../envs/sarchat.yaml"
+        "../envs/default.yaml"
     shell:
         "python -m sarchat_bench demo-data --root {params.root} --seed {params.seed}"
         " --images {params.images:q} 2> {log}"
@@ -33,7 +33,7 @@ rule download_sardet:
     benchmark:
         f"{BENCH}/download_sardet.tsv"
     conda:
-        "../envs/sarchat.yaml"
+        "../envs/default.yaml"
     shell:
         "python -m sarchat_bench download --settings {params.settings:q} --target {params.target}"
         " --work {params.work} 2> {log}"
@@ -55,7 +55,7 @@ rule annotations:
     benchmark:
         f"{BENCH}/annotations/{{split}}.tsv"
     conda:
-        "../envs/sarchat.yaml"
+        "../envs/default.yaml"
     shell:
         "python -m sarchat_bench annotations --root {params.root:q} --split {wildcards.split}"
         " --out-table {output.table} --out-report {output.report} --categories {params.categories}"
@@ -63,11 +63,13 @@ rule annotations:
 
 
 # One job per task writes that task's test cells (grounding, identify and refer have two).
+# Checkpoints: inference shards a test file by its record count, known once it is built.
 for _task in TASKS:
 
-    rule:
+    checkpoint:
         name:
             f"test_{_task}"
+        localrule: True
         input:
             box_tables(TEST_SPLITS),
         output:
@@ -81,7 +83,7 @@ for _task in TASKS:
         benchmark:
             f"{BENCH}/test_task/{_task}.tsv"
         conda:
-            "../envs/sarchat.yaml"
+            "../envs/default.yaml"
         shell:
             "python -m sarchat_bench test-cells --out {params.outputs} --summary {output.summary} --tables {input}"
             " --seed {params.seed} --settings {params.settings:q} {params.templates_option} 2> {log}"
@@ -103,7 +105,7 @@ rule train_mix:
     benchmark:
         f"{BENCH}/train_mix.tsv"
     conda:
-        "../envs/sarchat.yaml"
+        "../envs/default.yaml"
     shell:
         "python -m sarchat_bench train-mix --tables {input} --out {output.records} --summary {output.summary}"
         " --workers {threads} --seed {params.seed} --settings {params.settings:q} {params.templates_option}"
@@ -125,7 +127,7 @@ rule validate_records:
     benchmark:
         f"{BENCH}/validate/{{records}}.tsv"
     conda:
-        "../envs/sarchat.yaml"
+        "../envs/default.yaml"
     shell:
         "python -m sarchat_bench validate --out {output} --describe {params.describe:q} {input} 2> {log}"
 
@@ -147,7 +149,7 @@ rule dataset_stats:
     benchmark:
         f"{BENCH}/dataset_stats.tsv"
     conda:
-        "../envs/sarchat.yaml"
+        "../envs/default.yaml"
     shell:
         "python -m sarchat_bench stats --out-dir {params.out_dir} --train-tables {input.train_tables}"
         " --test-tables {input.test_tables} --train-reports {input.train_reports}"
@@ -167,7 +169,7 @@ rule dataset_figures:
     benchmark:
         f"{BENCH}/dataset_figures.tsv"
     conda:
-        "../envs/sarchat.yaml"
+        "../envs/default.yaml"
     shell:
         "python -m sarchat_bench figures --out-dir {params.out_dir} --train-reports {input.train_reports}"
         " --test-reports {input.test_reports} --train-summaries {input.train_summaries}"

@@ -1,7 +1,8 @@
-# Inference (issue #3), scoring and the report (issue #4).
+# Inference, scoring and the report.
 
 
 rule infer_shard:
+    """Predict one shard of one test file with one model (resumable)."""
     input:
         unpack(inference_inputs),
     output:
@@ -10,24 +11,24 @@ rule infer_shard:
         model=GENERATED_MODELS,
     params:
         spec=infer_spec,
+        run=run_settings("infer"),
+        source=source_option,
         adapter=lambda w, input: f"--adapter-info {input.adapter}" if "adapter" in input.keys() else "",
         # Undeclared on purpose: Snakemake must not delete finished records of a failed job.
         partial=lambda w, output: Path(output[0]).parents[1] / "work" / f"{Path(output[0]).stem}.partial.jsonl",
     threads: job_threads("infer")
     resources:
-        gpu=job_resource("infer", "gpus"),
-        cpus_per_gpu=job_resource("infer", "cpus_per_gpu"),
-        mem_mb=job_resource("infer", "mem_mb"),
-        runtime=job_resource("infer", "runtime"),
+        **model_job_resources("infer"),
     log:
         f"{LOGS}/infer/{{model}}/{{cell}}.{{shard}}.log",
     benchmark:
         f"{BENCH}/infer/{{model}}/{{cell}}.{{shard}}.tsv"
     conda:
-        conda_env
+        conda_env("infer")
     shell:
-        "python -m sarchat_bench infer --model {wildcards.model} --spec {params.spec:q} --test {input.test}"
-        " --shard {wildcards.shard} {params.adapter} --out {output} --partial {params.partial} > {log} 2>&1"
+        "python -m sarchat_bench infer --model {wildcards.model} --spec {params.spec:q} --run {params.run:q}"
+        " --test {input.test} --shard {wildcards.shard} {params.source} {params.adapter} --out {output}"
+        " --partial {params.partial} > {log} 2>&1"
 
 
 rule merge_predictions:
@@ -43,7 +44,7 @@ rule merge_predictions:
     benchmark:
         f"{BENCH}/merge_predictions/{{model}}/{{cell}}.tsv"
     conda:
-        "../envs/sarchat.yaml"
+        "../envs/default.yaml"
     shell:
         "python -m sarchat_bench merge-predictions --test {input.test} --out {output} {input.shards} 2> {log}"
 
@@ -65,7 +66,7 @@ rule score_cell:
     benchmark:
         f"{BENCH}/score/{{model}}/{{cell}}.tsv"
     conda:
-        "../envs/sarchat.yaml"
+        "../envs/default.yaml"
     shell:
         "python -m sarchat_bench score --cell {wildcards.cell} --test {input.test} --predictions {input.predictions}"
         " --out {output.scores} --details {output.details} --model {wildcards.model} --coords {params.coords}"
@@ -88,7 +89,7 @@ rule report:
     benchmark:
         f"{BENCH}/report.tsv"
     conda:
-        "../envs/sarchat.yaml"
+        "../envs/default.yaml"
     shell:
         "python -m sarchat_bench report --tables-dir {params.tables_dir} --figures-dir {params.figures_dir}"
         " --scores {params.scores} --registry {params.registry:q} 2> {log}"

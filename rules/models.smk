@@ -1,28 +1,51 @@
-# Training (issue #3): one ms-swift LoRA job per model; tiny random models for the demo.
+# Models: fetched once (prefetch), tiny random ones built here, one ms-swift LoRA job each.
+
+
+rule prefetch_model:
+    """Download a hub model at its pinned revision (and its code repository) into the model cache."""
+    output:
+        f"{MODELS_DIR}/{{model}}/source.json",
+    wildcard_constraints:
+        model=HUB_MODELS,
+    params:
+        entry=lambda w: json.dumps({k: model_entry(w.model).get(k) for k in ("source", "code_repo")}, sort_keys=True),
+        cache_dir=CACHE_DIR,
+    log:
+        f"{LOGS}/prefetch_model/{{model}}.log",
+    benchmark:
+        f"{BENCH}/prefetch_model/{{model}}.tsv"
+    conda:
+        "../envs/default.yaml"
+    shell:
+        "python -m sarchat_bench prefetch --model {wildcards.model} --entry {params.entry:q}"
+        " --cache-dir {params.cache_dir:q} --out {output} 2> {log}"
 
 
 rule tiny_model:
+    """Build a tiny vision-language model with random weights, in the environment that will train it."""
     input:
         f"{SARCHAT}/train.jsonl",
     output:
-        directory(f"{MODELS_DIR}/tiny/{{architecture}}"),
+        directory(f"{MODELS_DIR}/tiny/{{environment}}/{{architecture}}"),
     wildcard_constraints:
         architecture="|".join(ARCHITECTURES),
+        environment="[a-z0-9_]+",
     log:
-        f"{LOGS}/tiny_model/{{architecture}}.log",
+        f"{LOGS}/tiny_model/{{environment}}/{{architecture}}.log",
     benchmark:
-        f"{BENCH}/tiny_model/{{architecture}}.tsv"
+        f"{BENCH}/tiny_model/{{environment}}/{{architecture}}.tsv"
     conda:
-        "../envs/sarchat.yaml"
+        "../envs/{environment}.yaml"
     shell:
-        "python -m sarchat_bench tiny-model --architecture {wildcards.architecture} --out {output}"
-        " --corpus {input} 2> {log}"
+        "python -m sarchat_bench tiny-model --architecture {wildcards.architecture} --environment {wildcards.environment}"
+        " --out {output} --corpus {input} 2> {log}"
 
 
 rule train_model:
+    """LoRA fine-tuning of one model with swift sft (resumes a killed run; retrains when settings change)."""
     input:
+        unpack(model_inputs),
         dataset=f"{SARCHAT}/train.jsonl",
-        model=tiny_source,
     output:
         # The sentinel is written last. Checkpoints stay in work/, which is not declared
         # (Snakemake would delete it when a job fails) so that a rerun resumes from them.
@@ -31,46 +54,57 @@ rule train_model:
         model=MODEL_KEYS,
     params:
         spec=train_spec,
+        run=run_settings("train"),
+        source=source_option,
         work_dir=lambda w, output: Path(output[0]).with_name("work"),
     threads: job_threads("train")
     resources:
-        gpu=job_resource("train", "gpus"),
-        cpus_per_gpu=job_resource("train", "cpus_per_gpu"),
-        mem_mb=job_resource("train", "mem_mb"),
-        runtime=job_resource("train", "runtime"),
+        **model_job_resources("train"),
     log:
         f"{LOGS}/train/{{model}}.log",
     benchmark:
         f"{BENCH}/train/{{model}}.tsv"
     conda:
-        conda_env
+        conda_env("train")
     shell:
-        "python -m sarchat_bench train --model {wildcards.model} --spec {params.spec:q} --dataset {input.dataset}"
-        " --work-dir {params.work_dir} --sentinel {output} --gpus {resources.gpu} --workers {threads} > {log} 2>&1"
+        "python -m sarchat_bench train --model {wildcards.model} --spec {params.spec:q} --run {params.run:q}"
+        " --dataset {input.dataset} {params.source} --work-dir {params.work_dir} --sentinel {output} > {log} 2>&1"
 
 
 rule merge_adapter:
+    """Merge a model's LoRA adapter into full weights, for backends that need them."""
     input:
-        f"{MODELS_DIR}/{{model}}/adapter.json",
+        unpack(model_inputs),
+        adapter=f"{MODELS_DIR}/{{model}}/adapter.json",
     output:
         directory(f"{MODELS_DIR}/{{model}}/merged"),
     wildcard_constraints:
         model=MODEL_KEYS,
     params:
-        adapter=lambda w, input: json.loads(Path(input[0]).read_text())["adapter"],
+        spec=train_spec,
+        run=run_settings("train"),
+        source=source_option,
+    threads: job_threads("train")
     resources:
-        mem_mb=job_resource("train", "mem_mb"),
-        runtime=60,
+        **model_job_resources("train", runtime=60),
     log:
         f"{LOGS}/merge_adapter/{{model}}.log",
     benchmark:
         f"{BENCH}/merge_adapter/{{model}}.tsv"
     conda:
-        conda_env
+        conda_env("train")
     shell:
-        "swift export --adapters {params.adapter} --merge_lora true --output_dir {output} > {log} 2>&1"
+        "python -m sarchat_bench merge --model {wildcards.model} --spec {params.spec:q} --run {params.run:q}"
+        " --adapter-info {input.adapter} {params.source} --out {output} > {log} 2>&1"
+
+
+rule prefetch_models:
+    """Fetch every hub model of `run` into the model cache (run this where there is network)."""
+    input:
+        PREFETCH_ALL,
 
 
 rule train_all:
+    """Train a LoRA adapter for every fine-tuned model of `run`."""
     input:
         TRAIN_ALL,

@@ -9,7 +9,8 @@ import zipfile
 import pytest
 
 from conftest import write_coco
-from sarchat_bench.download import fetch, fetch_url, locate_root, safe_extract, sha256sum
+from sarchat_bench.download import fetch, fetch_url, locate_root, safe_extract
+from sarchat_bench.workstate import file_digest
 from sarchat_bench.io import InputError
 
 
@@ -31,7 +32,7 @@ def sardet_archive(tmp_path, kind="tar"):
 @pytest.mark.parametrize("kind", ["tar", "zip"])
 def test_fetch_local_archive_places_dataset(tmp_path, kind):
     archive = sardet_archive(tmp_path, kind)
-    target = fetch({"source": "archive", "archive": str(archive), "sha256": sha256sum(archive)},
+    target = fetch({"source": "archive", "archive": str(archive), "sha256": file_digest(archive)},
                    tmp_path / "out" / "SARDet_100K", tmp_path / "work")
     assert (target / "Annotations" / "train.json").is_file()
     assert (target / "JPEGImages" / "train" / "1.jpg").is_file()

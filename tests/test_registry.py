@@ -46,7 +46,7 @@ def test_paper_hyperparameters_are_the_defaults():
 def test_per_model_overrides_merge_over_defaults():
     e = entry(CONFIG, "tiny-qwen2-vl")
     assert e["train"]["max_steps"] == 6 and e["train"]["lora_rank"] == 8
-    assert model_path(e) == "results/models/tiny/qwen2_vl"
+    assert model_path(e) == "results/models/tiny/default/qwen2_vl"
 
 
 def test_unknown_model_key_is_a_clear_error():

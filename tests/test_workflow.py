@@ -18,9 +18,9 @@ pytestmark = pytest.mark.workflow
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def snakemake(workdir, *args, check=True, extra_config: str | None = None):
+def snakemake(workdir, *args, check=True, extra_config: str | None = None, env: dict | None = None):
     """Run Snakemake on the repo's workflow in `workdir`; `extra_config` is YAML merged over config.yaml."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     configs = [str(REPO / "config.yaml")]
     if extra_config:
         extra = Path(workdir) / "extra_config.yaml"
@@ -171,10 +171,41 @@ def test_demo_runs_the_whole_chain(tmp_path):
     # The adapter merges into full weights for backends that need them.
     snakemake(tmp_path, "results/models/tiny-llava1.5/merged", extra_config="demo: {seed: 3, images: {train: 12, test: 8}}")
     assert (results / "models" / "tiny-llava1.5" / "merged" / "config.json").is_file()
+    demo = "demo: {seed: 3, images: {train: 12, test: 8}}\n"
+    # How a job runs (logging and saving cadence, batch size, the model cache) reruns nothing;
+    # what it makes (the learning rate) retrains that model and what reads its adapter.
+    entry = "models: {tiny-llava1.5: {train: {%s}, infer: {%s}}}\n"  # merged over config.yaml's entry
+    same = demo + f"cache_dir: {tmp_path / 'elsewhere'}\n" + entry % (
+        "save_steps: 2, logging_steps: 3, save_total_limit: 1", "batch_size: 5, requests_per_call: 7")
+    assert planned_rules(tmp_path, "all", extra_config=same) == {}
+    changed = planned_rules(tmp_path, "all", extra_config=demo + entry % ("save_steps: 3, learning_rate: 2.0e-4", ""))
+    assert changed["train_model"] == 1 and changed["infer_shard"] == 9 and "tiny_model" not in changed
     # Rescoring never reruns inference.
     (results / "scores" / "tiny-qwen2-vl" / "count.json").unlink()
-    assert planned_rules(tmp_path, "score_all", extra_config="demo: {seed: 3, images: {train: 12, test: 8}}") == {
-        "score_cell": 1, "score_all": 1}
+    assert planned_rules(tmp_path, "score_all", extra_config=demo) == {"score_cell": 1, "score_all": 1}
+
+
+@pytest.mark.swift
+def test_a_transformers4_model_trains_and_predicts_in_its_environment(built, sardet_flat):
+    """The transformers-4.57 environment, built without conda (`make env ENV=transformers4`),
+    for real: the workflow trains, predicts and scores a tiny model in it."""
+    from sarchat_bench.environments import interpreter
+
+    if not interpreter("transformers4").is_file():
+        pytest.skip("the transformers4 environment is not built: `make env ENV=transformers4` (make test does)")
+    config = ["--config", f"sardet_root={sardet_flat}", "run=[tiny-llava1.5-t4]"]
+    snakemake(built, "score_all", *config)
+    results = built / "results"
+    train_log = (results / "logs" / "train" / "tiny-llava1.5-t4.log").read_text()
+    assert f"{interpreter('transformers4')} -m swift.cli.main sft" in train_log
+    assert "runs in environment transformers4" in train_log and "transformers 4.57.6" in train_log
+    assert orjson.loads((results / "models" / "tiny-llava1.5-t4" / "adapter.json").read_bytes())["global_step"] == 6
+    tiny = orjson.loads((results / "models" / "tiny" / "transformers4" / "llava1_5_hf" / "config.json").read_bytes())
+    assert tiny["transformers_version"] == "4.57.6"
+    infer_log = (results / "logs" / "infer" / "tiny-llava1.5-t4" / "count.1-of-1.log").read_text()
+    assert "runs in environment transformers4" in infer_log and "transformers 4.57.6" in infer_log
+    for cell in CELLS:
+        assert orjson.loads((results / "scores" / "tiny-llava1.5-t4" / f"{cell}.json").read_bytes())["n_samples"] > 0
 
 
 def test_predictions_only_model_is_scored_without_training(built, sardet_flat):

@@ -163,41 +163,123 @@ def cmd_report(args) -> None:
 
 
 def cmd_tiny_model(args) -> None:
+    from .environments import enter
+
+    enter(args.environment, f"tiny {args.architecture}")
     from .tiny_models import build
 
     log.info("tiny %s model written to %s", args.architecture, build(args.architecture, args.out, args.corpus, args.seed))
 
 
+def _model_location(spec: dict, source_info: str | None) -> tuple[str, dict]:
+    """The local folder a model job loads from, and the model-load options: a hub model from
+    its prefetched snapshot (and its code repository, if ms-swift would clone one)."""
+    from .io import read_json
+
+    load = dict(spec.get("load", {}))
+    if not source_info:
+        return spec["model_path"], load
+    info = read_json(source_info)
+    if info.get("code_repo"):
+        load["local_repo_path"] = info["code_repo"]
+    return info["path"], load
+
+
 def cmd_train(args) -> None:
-    from .training import train
+    from .environments import enter
 
     spec = args.spec
-    source = spec["source"]
-    info = train(args.model, model_path=spec["model_path"], model_type=spec["model_type"], template=spec["template"],
+    enter(spec["environment"], args.model)
+    from .training import source_identity, train
+    from .workstate import file_digest
+
+    model_path, load = _model_location(spec, args.source_info)
+    run = args.run
+    # Everything that shapes the weights; a work folder made from anything else is not resumed.
+    made_from = {"spec": spec, "model": source_identity(model_path, spec["source"]),
+                 "dataset": file_digest(args.dataset)}
+    info = train(args.model, model_path=model_path, model_type=spec["model_type"], template=spec["template"],
                  dataset=args.dataset, work_dir=args.work_dir, sentinel=args.sentinel, settings=spec["settings"],
-                 gpus=args.gpus, workers=args.workers, env=spec.get("env"), revision=source.get("revision"),
-                 use_hf=source.get("from", "huggingface") == "huggingface" and "hub" in source)
+                 run_options=run["options"], gpus=spec["gpus"], made_from=made_from, cache_dir=run["cache_dir"],
+                 env=spec.get("env"), load=load)
     log.info("%s: adapter %s (step %s)", args.model, info["adapter"], info["global_step"])
 
 
 def cmd_infer(args) -> None:
     import os
 
-    from .inference import run_shard, shard_records, swift_predictor
-    from .io import read_json
+    from .environments import enter
 
     spec = args.spec
-    os.environ.update({k: str(v) for k, v in spec.get("env", {}).items()})
+    enter(spec["environment"], args.model)
+    from .training import OFFLINE, cache_env, source_identity
+
+    run = args.run
+    # Before ms-swift and the hub libraries are imported: they read these at import time.
+    os.environ.update({**cache_env(run["cache_dir"]), **OFFLINE, **{k: str(v) for k, v in spec["env"].items()}})
+    from .inference import records_digest, run_shard, shard_records, swift_predictor
+    from .io import read_json
+
     records = shard_records(args.test, args.shard)
-    adapters = [read_json(args.adapter_info)["adapter"]] if args.adapter_info else None
-    settings = spec["settings"]
-    predict = swift_predictor(spec["model_path"], model_type=spec["model_type"], template=spec["template"],
-                              adapters=adapters, backend=settings["backend"], torch_dtype=settings["torch_dtype"],
-                              max_new_tokens=settings["max_new_tokens"], batch_size=settings["batch_size"],
-                              engine_kwargs=settings.get("engine_kwargs"), revision=spec["source"].get("revision"))
-    summary = run_shard(records, predict, args.out, args.partial, batch_size=settings["batch_size"])
+    model_path, load = _model_location(spec, args.source_info)
+    adapter = read_json(args.adapter_info) if args.adapter_info else None
+    settings, options = spec["settings"], run["options"]
+    made_from = {"spec": spec, "model": source_identity(model_path, spec["source"]),
+                 "adapter": adapter["adapter_digest"] if adapter else None, "records": records_digest(records)}
+    if run.get("threads"):
+        import torch
+
+        torch.set_num_threads(run["threads"])  # the job's CPUs, not every core of the node
+    predict = swift_predictor(model_path, model_type=spec["model_type"], template=spec["template"],
+                              adapters=[adapter["adapter"]] if adapter else None, backend=settings["backend"],
+                              torch_dtype=settings["torch_dtype"], max_new_tokens=settings["max_new_tokens"],
+                              batch_size=options["batch_size"], engine_kwargs={**load, **settings.get("engine_kwargs", {})})
+    per_call = options["requests_per_call"] if settings["backend"] == "vllm" else options["batch_size"]
+    summary = run_shard(records, predict, args.out, args.partial, batch_size=per_call, made_from=made_from)
     log.info("%s: %d records (%d predicted in this run, %.0f s)", args.out, summary["records"],
              summary["predicted_now"], summary["seconds"])
+
+
+def cmd_merge(args) -> None:
+    from .environments import enter
+
+    spec = args.spec
+    enter(spec["environment"], args.model)
+    from .io import read_json
+    from .training import merge
+
+    model_path, load = _model_location(spec, args.source_info)
+    merge(args.model, model_path=model_path, model_type=spec["model_type"], template=spec["template"],
+          adapter=read_json(args.adapter_info)["adapter"], out=args.out, cache_dir=args.run["cache_dir"],
+          env=spec.get("env"), load=load)
+
+
+def cmd_prefetch(args) -> None:
+    from .prefetch import prefetch
+
+    prefetch(args.model, args.entry, args.cache_dir, args.out)
+
+
+def cmd_envs(args) -> None:
+    from . import environments
+
+    if args.build:
+        log.info("environment %s built: %s", args.build, environments.build(args.build))
+        return
+    if args.lock:
+        for name in environments.names():
+            log.info("%s written", environments.write_lock(name))
+        return
+    for name in environments.names():
+        path = environments.ENVS_DIR / f"{name}.yaml"
+        text = environments.conda_yaml(name)
+        if args.write:
+            path.write_text(text)
+            log.info("%s written", path)
+        elif not path.is_file() or path.read_text() != text:
+            raise SystemExit(f"error: {path} does not match envs/{name}.txt; run `python -m sarchat_bench envs --write`")
+        else:
+            print(f"{name:14} {len(environments.requirement_lines(name)):3} requirements  {path} up to date")
 
 
 def cmd_merge_predictions(args) -> None:
@@ -309,27 +391,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registry", type=_json, default={}, help="model -> {family, params_b, paper_row}")
     p = add("tiny-model", cmd_tiny_model, "build a tiny vision-language model with random weights (no download)")
     p.add_argument("--architecture", required=True, choices=ARCHITECTURES)
+    p.add_argument("--environment", default="default", help="the environment that will train it (envs/<name>.txt)")
     p.add_argument("--out", required=True, help="model folder")
     p.add_argument("--corpus", nargs="+", required=True, help="dataset files whose text trains the tokenizer")
     p.add_argument("--seed", type=int, default=0)
 
     p = add("train", cmd_train, "LoRA fine-tuning of one model with swift sft (resumes from its last checkpoint)")
     p.add_argument("--model", required=True, help="model key")
-    p.add_argument("--spec", type=_json, required=True, help="model path, type, template, source, env, settings")
+    p.add_argument("--spec", type=_json, required=True,
+                   help="what shapes the weights: model, type, template, source, environment, settings, gpus")
+    p.add_argument("--run", type=_json, required=True,
+                   help='how it runs, not what it makes: {"options": {swift sft options}, "cache_dir": DIR}')
     p.add_argument("--dataset", required=True, help="the training mix (JSONL)")
+    p.add_argument("--source-info", help="prefetch manifest of a hub model (its local snapshot)")
     p.add_argument("--work-dir", required=True, help="checkpoints (kept across failed attempts)")
     p.add_argument("--sentinel", required=True, help="written last: names the final adapter")
-    p.add_argument("--gpus", type=int, default=0, help="GPUs of the job (>1 launches torchrun)")
-    p.add_argument("--workers", type=int, default=1, help="dataloader workers")
 
     p = add("infer", cmd_infer, "predict one shard of one test file (resumable)")
     p.add_argument("--model", required=True)
-    p.add_argument("--spec", type=_json, required=True)
+    p.add_argument("--spec", type=_json, required=True, help="what shapes the answers")
+    p.add_argument("--run", type=_json, required=True,
+                   help='how it runs: {"options": {"batch_size": N, ...}, "cache_dir": DIR, "threads": N}')
     p.add_argument("--test", required=True)
     p.add_argument("--shard", type=_shard, default=(1, 1), metavar="I-of-N")
+    p.add_argument("--source-info", help="prefetch manifest of a hub model (its local snapshot)")
     p.add_argument("--adapter-info", help="the training sentinel (omit for zero-shot)")
     p.add_argument("--out", required=True)
     p.add_argument("--partial", required=True, help="append-only progress file (undeclared output)")
+
+    p = add("merge", cmd_merge, "merge a model's LoRA adapter into full weights (swift export)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--spec", type=_json, required=True)
+    p.add_argument("--run", type=_json, required=True)
+    p.add_argument("--adapter-info", required=True, help="the training sentinel")
+    p.add_argument("--source-info", help="prefetch manifest of a hub model (its local snapshot)")
+    p.add_argument("--out", required=True, help="folder of the merged model")
+
+    p = add("prefetch", cmd_prefetch, "download a hub model (and its code repository) into the model cache")
+    p.add_argument("--model", required=True)
+    p.add_argument("--entry", type=_json, required=True, help="the model's source and code_repo")
+    p.add_argument("--cache-dir", required=True)
+    p.add_argument("--out", required=True, help="manifest naming the local folders")
+
+    p = add("envs", cmd_envs, "check (or --write) the conda files envs/<name>.yaml against envs/<name>.txt, "
+                              "or --build an environment without conda")
+    p.add_argument("--write", action="store_true", help="regenerate envs/<name>.yaml from envs/<name>.txt")
+    p.add_argument("--build", metavar="NAME", help="build .venvs/NAME, layered over .venv (make env ENV=NAME)")
+    p.add_argument("--lock", action="store_true", help="resolve every environment and write envs/locks/ (make lock)")
 
     p = add("merge-predictions", cmd_merge_predictions, "concatenate shard predictions, checking ids")
     p.add_argument("--test", required=True)
@@ -359,10 +467,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - our own failures get one line, not a traceback
+        from .environments import EnvironmentMismatch
         from .registry import RegistryError
         from .training import TrainingError
 
-        if not isinstance(err, (RegistryError, TrainingError)):
+        if not isinstance(err, (EnvironmentMismatch, RegistryError, TrainingError)):
             raise
         print(f"error: {err}", file=sys.stderr)
         return 1

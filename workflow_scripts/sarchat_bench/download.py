@@ -9,7 +9,6 @@ text under .snakemake/.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -19,24 +18,17 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from .io import InputError
+from .workstate import file_digest
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
-
-
-def sha256sum(path: str | os.PathLike, chunk: int = 8 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_sha256(path: str | os.PathLike, expected: str | None) -> None:
     if not expected:
         log.warning("%s: no sha256 in config, integrity not checked", path)
         return
-    actual = sha256sum(path)
+    actual = file_digest(path)
     if actual.lower() != expected.lower():
         raise InputError(path, f"sha256 mismatch: expected {expected}, got {actual}")
     log.info("%s: sha256 verified", path)

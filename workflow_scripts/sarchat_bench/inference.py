@@ -1,9 +1,11 @@
 """Sharded, resumable inference through ms-swift's Python API.
 
 A shard is a contiguous slice of a test file. Completed records are appended to an
-undeclared `.partial` file and fsync'ed after every batch, so a killed job loses at most the
-batch in flight; on restart a truncated last line is cut off and ids already done are
-skipped. Only when the shard is complete is its declared output written (atomically, in
+undeclared `.partial` file and fsync'ed after every call to the engine, so a killed job loses
+at most the call in flight; on restart a truncated last line is cut off and ids already done are
+skipped. The partial file's first line is its manifest (workstate.py): the model, adapter,
+settings and records it was made from. A partial file made from anything else (a retrained
+adapter, changed settings, a regenerated test file) is discarded, never merged. Only when the shard is complete is its declared output written (atomically, in
 test-file order); Snakemake deletes the declared outputs of a failed job, never the partial
 file. A CUDA out-of-memory error halves the batch and carries on.
 """
@@ -20,6 +22,7 @@ import orjson
 
 from .io import InputError, atomic_output, iter_jsonl
 from .sharding import shard_range
+from .workstate import describe_change, digest
 
 log = logging.getLogger(__name__)
 PredictFn = Callable[[Sequence[dict]], list[str]]
@@ -40,16 +43,32 @@ def shard_records(test_path, shard: tuple[int, int]) -> list[dict]:
     return records[slice(*shard_range(len(records), shard))]
 
 
-def read_partial(path) -> dict[str, str]:
-    """Responses already written to a partial file; a truncated or corrupt tail (a job killed
-    mid-write) is cut off so that the file ends with a complete record."""
+def records_digest(records: list[dict]) -> str:
+    return digest(records)
+
+
+def read_partial(path, made_from: dict) -> dict[str, str]:
+    """Responses already written to a partial file made from `made_from`. A file made from
+    anything else is deleted (logged); a truncated or corrupt tail (a job killed mid-write) is
+    cut off so that the file ends with a complete record."""
     path = Path(path)
     if not path.exists():
         return {}
     data = path.read_bytes()
+    lines = data.splitlines(keepends=True)
+    try:
+        header = orjson.loads(lines[0]) if lines and lines[0].endswith(b"\n") else None
+    except orjson.JSONDecodeError:
+        header = None
+    old = header.get("made_from") if isinstance(header, dict) else None
+    if old != made_from:
+        reason = describe_change(old, made_from) if isinstance(old, dict) else "it has no manifest"
+        log.warning("%s: discarding %d earlier answers: %s", path, max(0, len(lines) - 1), reason)
+        path.unlink()
+        return {}
     done: dict[str, str] = {}
-    good_end = 0
-    for line in data.splitlines(keepends=True):
+    good_end = len(lines[0])
+    for line in lines[1:]:
         if not line.endswith(b"\n"):
             break
         try:
@@ -77,17 +96,22 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 
 def run_shard(records: list[dict], predict: PredictFn, out_path, partial_path, *, batch_size: int,
-              progress_every_s: float = 30.0) -> dict:
-    """Predict every record not yet in `partial_path`; then write `out_path` in record order."""
+              made_from: dict, progress_every_s: float = 30.0) -> dict:
+    """Predict every record not yet in `partial_path` (if it was made from `made_from`), `batch_size`
+    records per call to `predict`; then write `out_path` in record order."""
     partial_path = Path(partial_path)
     partial_path.parent.mkdir(parents=True, exist_ok=True)
-    done = read_partial(partial_path)
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    done = read_partial(partial_path, made_from)
     wanted = {r["id"] for r in records}
     todo = [r for r in records if r["id"] not in done]
     log.info("%s: %d records, %d already done, %d to predict (batch size %d)", out_path, len(records),
              len(records) - len(todo), len(todo), batch_size)
     start = last = time.monotonic()
     with open(partial_path, "ab") as partial:
+        if partial.tell() == 0:  # a new partial file starts with its manifest
+            partial.write(orjson.dumps({"made_from": made_from}, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE))
         i = 0
         while i < len(todo):
             batch = todo[i:i + batch_size]
@@ -110,8 +134,9 @@ def run_shard(records: list[dict], predict: PredictFn, out_path, partial_path, *
                 done[r["id"]] = s
             i += len(batch)
             if time.monotonic() - last >= progress_every_s:
-                elapsed = time.monotonic() - start
-                log.info("%s: %d/%d predicted (%.1f records/s)", out_path, i, len(todo), i / elapsed)
+                rate = i / (time.monotonic() - start)
+                log.info("%s: %d/%d predicted (%.1f records/s, about %.0f min left)", out_path, i, len(todo), rate,
+                         (len(todo) - i) / rate / 60)
                 last = time.monotonic()
     missing = wanted - done.keys()
     if missing:
@@ -154,9 +179,10 @@ def merge_shards(test_path, shard_paths: list, out_path) -> int:
 
 
 def swift_predictor(model: str, *, model_type: str, template: str, adapters: list[str] | None, backend: str,
-                    torch_dtype: str, max_new_tokens: int, batch_size: int, engine_kwargs: dict | None = None,
-                    revision: str | None = None) -> PredictFn:
-    """A predict function over an ms-swift engine (greedy decoding)."""
+                    torch_dtype: str, max_new_tokens: int, batch_size: int,
+                    engine_kwargs: dict | None = None) -> PredictFn:
+    """A predict function over an ms-swift engine (greedy decoding). `model` is a local folder;
+    `engine_kwargs` carry the registry entry's load options (attn_impl, local_repo_path)."""
     import torch
     from swift.infer_engine import InferRequest, RequestConfig
 
@@ -166,15 +192,16 @@ def swift_predictor(model: str, *, model_type: str, template: str, adapters: lis
         from swift.infer_engine import TransformersEngine
 
         engine = TransformersEngine(model, model_type=model_type, template_type=template, adapters=adapters or None,
-                                    torch_dtype=dtype, max_batch_size=batch_size, revision=revision, **kwargs)
+                                    torch_dtype=dtype, max_batch_size=batch_size, **kwargs)
     elif backend == "vllm":
         from swift.infer_engine import VllmEngine
 
         if adapters:
             kwargs.setdefault("enable_lora", True)
             kwargs.setdefault("max_lora_rank", 64)
+        kwargs.pop("local_repo_path", None)  # vLLM loads models with its own code
         engine = VllmEngine(model, model_type=model_type, template_type=template, adapters=adapters or None,
-                            torch_dtype=dtype, revision=revision, **kwargs)
+                            torch_dtype=dtype, **kwargs)
     else:
         raise ValueError(f"unknown inference backend {backend!r} (transformers or vllm)")
     config = RequestConfig(max_tokens=max_new_tokens, temperature=0)

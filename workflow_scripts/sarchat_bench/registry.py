@@ -11,9 +11,14 @@ PAPER_MODELS = ("internvl2.5-8b", "internvl2.5-4b", "internvl2.5-2b", "internvl2
                 "deepseek-vl-1.3b", "phi3.5-vision", "glm-edge-v-2b", "glm-edge-v-5b", "mplug-owl3-7b",
                 "mplug-owl3-2b", "mplug-owl3-1b", "qwen2-vl-7b", "qwen2-vl-2b", "llava1.5-7b", "yi-vl-6b")
 TINY_DIR = "results/models/tiny"
-ENTRY_DEFAULTS = {"mode": "finetune", "coords": "pixel", "environment": "default", "extra_packages": [], "env": {},
+ENTRY_DEFAULTS = {"mode": "finetune", "coords": "pixel", "environment": "default", "env": {}, "load": {},
                   "train": {}, "infer": {}}
+# Scheduling resources: a change reruns nothing (a retried job gets more of them).
 JOB_KEYS = ("gpus", "cpus_per_gpu", "mem_mb", "runtime")
+# Settings that change how a job runs but not what it produces: a change reruns nothing, and
+# the job's checkpoints or partial answers stay valid.
+RUN_OPTION_KEYS = {"train": ("logging_steps", "save_steps", "save_total_limit"),
+                   "infer": ("batch_size", "requests_per_call")}
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -45,7 +50,9 @@ def model_path(e: dict) -> str:
     """What ms-swift gets as --model: a hub id, a local folder, or the tiny model's folder."""
     source = e["source"]
     if "tiny" in source:
-        return f"{TINY_DIR}/{source['tiny']}"
+        # Built in the environment that trains it: a tokenizer saved by transformers 5 does not
+        # load under 4.57.
+        return f"{TINY_DIR}/{e['environment']}/{source['tiny']}"
     if "local" in source:
         return source["local"]
     return source["hub"]
@@ -58,9 +65,14 @@ def check_local_source(key: str, e: dict) -> None:
 
 
 def job_settings(e: dict, section: str) -> dict:
-    """The settings a train/infer job reads, without its scheduling resources (so that
-    asking for more memory does not rerun it)."""
-    return {k: v for k, v in e[section].items() if k not in JOB_KEYS and k != "shards"}
+    """The settings that shape what a train/infer job produces: without its scheduling
+    resources, its run options and the shard size, so that changing those reruns nothing."""
+    return {k: v for k, v in e[section].items()
+            if k not in JOB_KEYS and k not in RUN_OPTION_KEYS[section] and k != "samples_per_shard"}
+
+
+def run_options(e: dict, section: str) -> dict:
+    return {k: v for k, v in e[section].items() if k in RUN_OPTION_KEYS[section]}
 
 
 def check_against_swift(key: str, e: dict) -> list[str]:
@@ -85,4 +97,6 @@ def check_against_swift(key: str, e: dict) -> list[str]:
             problems.append(f"{key}: {source['hub']} is not registered for {e['model_type']} and no note says why")
         if not COMMIT_RE.match(source["revision"]):
             problems.append(f"warning: {key}: revision {source['revision']!r} is not a pinned commit")
+    if e.get("code_repo") and not COMMIT_RE.match(e["code_repo"]["revision"]):
+        problems.append(f"warning: {key}: code_repo revision {e['code_repo']['revision']!r} is not a pinned commit")
     return problems

@@ -3,6 +3,10 @@ The parts, concatenated in order, give back the whole sequence once."""
 
 from __future__ import annotations
 
+import functools
+import math
+import os
+
 
 def shard_range(total: int, shard: tuple[int, int]) -> tuple[int, int]:
     """Contiguous slice [start, stop) of `total` items for shard (index, count), index from 1."""
@@ -23,3 +27,23 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not (sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
         raise ValueError(f"expected I-of-N with 1 <= I <= N, got {text!r}")
     return int(index), int(count)
+
+
+def shard_count(total: int, per_shard: int) -> int:
+    """How many shards of at most `per_shard` items hold `total` items (at least one)."""
+    return max(1, math.ceil(total / per_shard))
+
+
+def record_count(path: str | os.PathLike) -> int:
+    """Records (lines) of a JSON Lines file, counted once per version of the file."""
+    stat = os.stat(path)
+    return _count_lines(os.fspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _count_lines(path: str, size: int, mtime_ns: int) -> int:
+    count = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(8 << 20):
+            count += block.count(b"\n")
+    return count

@@ -4,7 +4,9 @@ Checkpoints live in an undeclared work folder (results/models/<model>/work/): Sn
 the declared outputs of a failed job, and a LoRA run's checkpoints must survive that. The
 declared output is a small sentinel JSON written last, naming the final adapter. A rerun
 after a kill resumes from the newest complete checkpoint (`--resume_from_checkpoint`
-restores optimizer, scheduler and data position).
+restores optimizer, scheduler and data position), but only if the work folder was made from
+the same model, data and weight-affecting settings (its manifest, see workstate.py): a
+changed learning rate trains a new adapter from step 0.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import orjson
 
 from .io import atomic_output, save_figure, write_json
+from .workstate import claim_folder, digest, file_digest, folder_digest
 
 log = logging.getLogger(__name__)
 
@@ -53,27 +56,26 @@ class TrainingError(RuntimeError):
     pass
 
 
-def swift_executable() -> str:
-    """The `swift` launcher of the running environment (the venv need not be activated)."""
-    candidate = Path(sys.executable).with_name("swift")
-    return str(candidate) if candidate.is_file() else "swift"
+def swift_command() -> list[str]:
+    """ms-swift's launcher in the running interpreter. The `swift` console script would run the
+    interpreter named in its shebang, which is the default venv's even inside another
+    environment; ms-swift re-launches `sys.executable` for the training itself."""
+    return [sys.executable, "-m", "swift.cli.main"]
 
 
 def sft_command(*, model_path: str, model_type: str, template: str, dataset: str, work_dir: str | os.PathLike,
-                settings: dict, workers: int, revision: str | None = None, use_hf: bool = False,
+                settings: dict, load: dict | None = None,
                 resume_from: str | os.PathLike | None = None) -> list[str]:
-    """The `swift sft` argument list for one model."""
-    cmd = [swift_executable(), "sft", "--model", model_path, "--model_type", model_type, "--template", template,
+    """The `swift sft` argument list for one model. `load` holds the registry entry's model-load
+    options (e.g. attn_impl, local_repo_path), which inference passes to its engine too."""
+    cmd = [*swift_command(), "sft", "--model", model_path, "--model_type", model_type, "--template", template,
            "--dataset", dataset, "--output_dir", str(work_dir), "--add_version", "false", "--check_model", "false",
-           "--split_dataset_ratio", "0", "--report_to", "none", "--dataloader_num_workers", str(workers)]
-    if revision:
-        cmd += ["--model_revision", revision]
-    if use_hf:
-        cmd += ["--use_hf", "true"]
+           "--split_dataset_ratio", "0", "--report_to", "none"]
     # Every setting is a `swift sft` option (config.yaml's `training:` plus the model's `train:`);
     # extra_args holds options without a default there.
     options = {k: v for k, v in settings.items() if k != "extra_args"}
-    for key, value in [*options.items(), *sorted(settings.get("extra_args", {}).items())]:
+    for key, value in [*options.items(), *sorted((load or {}).items()),
+                       *sorted(settings.get("extra_args", {}).items())]:
         if value is not None:
             cmd += [f"--{key}", _value(value)]
     if resume_from:
@@ -81,14 +83,47 @@ def sft_command(*, model_path: str, model_type: str, template: str, dataset: str
     return cmd
 
 
-def job_env(model: str, gpus: int, extra: dict | None = None) -> dict:
-    env = dict(os.environ)
-    env.setdefault("MODELSCOPE_CACHE", str(Path("results/cache/modelscope").resolve()))
+# Set for every model job: models and code were fetched before (prefetch_models), and GPU
+# nodes are often offline. ModelScope has no offline switch; it is never asked, as jobs load
+# models from local folders with --check_model false.
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def cache_env(cache_dir: str | os.PathLike) -> dict:
+    """Hugging Face and ModelScope both pointed at the one model cache."""
+    cache = Path(cache_dir).resolve()
+    return {"HF_HOME": str(cache / "huggingface"), "MODELSCOPE_CACHE": str(cache / "modelscope")}
+
+
+def job_env(model: str, gpus: int, cache_dir: str | os.PathLike, extra: dict | None = None) -> dict:
+    """The environment of a model job: offline, reading the model cache, plus the entry's own
+    variables; several GPUs launch torchrun with a port of the model's own."""
+    env = {**os.environ, **cache_env(cache_dir), **OFFLINE}
     env.update({k: str(v) for k, v in (extra or {}).items()})
     if gpus > 1:
         env["NPROC_PER_NODE"] = str(gpus)
         env["MASTER_PORT"] = str(master_port(model))
     return env
+
+
+def source_identity(model_path: str | os.PathLike, source: dict) -> dict:
+    """What the weights a job starts from are: a hub snapshot is named by its commit; a tiny
+    model (small, rebuilt by the workflow) by its content; a local copy by its files' names,
+    sizes and times (hashing many GB at every job start would cost minutes)."""
+    if "tiny" in source:
+        return {"tiny": source["tiny"], "files": folder_digest(model_path, content=True)}
+    if "local" in source:
+        return {"local": str(Path(model_path).resolve()), "files": folder_digest(model_path, content=False)}
+    return {"hub": source["hub"], "revision": source["revision"], "snapshot": Path(model_path).name}
+
+
+def adapter_digest(checkpoint: Path) -> str:
+    """The adapter's identity: its weights, so that predictions of another adapter (retrained,
+    even with the same settings) are never taken for this one's."""
+    weights = sorted(checkpoint.glob("adapter_model.*"))
+    if not weights:
+        raise TrainingError(f"{checkpoint}: no adapter_model.* weights (not a LoRA checkpoint?)")
+    return digest([file_digest(w) for w in weights])
 
 
 def loss_curve(logging_jsonl: Path, out_png: Path, title: str) -> int:
@@ -119,19 +154,24 @@ def loss_curve(logging_jsonl: Path, out_png: Path, title: str) -> int:
 
 
 def train(model: str, *, model_path: str, model_type: str, template: str, dataset: str, work_dir, sentinel,
-          settings: dict, gpus: int, workers: int, env: dict | None = None, revision: str | None = None,
-          use_hf: bool = False) -> dict:
-    """Run (or resume) one model's LoRA training and write the sentinel naming the adapter."""
+          settings: dict, run_options: dict, gpus: int, made_from: dict, cache_dir,
+          env: dict | None = None, load: dict | None = None) -> dict:
+    """Run (or resume) one model's LoRA training and write the sentinel naming the adapter.
+
+    `settings` are the swift sft options that shape the weights; `run_options` (logging and
+    saving cadence) do not, so they are not part of `made_from`, the manifest that decides
+    whether the checkpoints in `work_dir` may be resumed."""
     work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    resume = latest_checkpoint(work_dir)
+    resume = latest_checkpoint(work_dir) if claim_folder(work_dir, made_from, model) else None
     if resume:
         log.info("%s: resuming from %s", model, resume)
+    else:
+        log.info("%s: training from step 0", model)
     cmd = sft_command(model_path=model_path, model_type=model_type, template=template, dataset=dataset,
-                      work_dir=work_dir, settings=settings, workers=workers, revision=revision, use_hf=use_hf,
+                      work_dir=work_dir, settings={**settings, **run_options}, load=load,
                       resume_from=resume)
     log.info("running: %s", shlex.join(cmd))
-    result = subprocess.run(cmd, env=job_env(model, gpus, env))
+    result = subprocess.run(cmd, env=job_env(model, gpus, cache_dir, env))
     if result.returncode != 0:
         raise TrainingError(f"{model}: swift sft failed with exit code {result.returncode} (its output is above); "
                             f"rerun to resume from {latest_checkpoint(work_dir) or 'the start'}")
@@ -144,6 +184,20 @@ def train(model: str, *, model_path: str, model_type: str, template: str, datase
         out.write(logs.read_bytes() if logs.is_file() else b"")
     state = orjson.loads((final / "trainer_state.json").read_bytes())
     info = {"model": model, "adapter": str(final), "global_step": state.get("global_step"),
-            "resumed_from": str(resume) if resume else None, "loss_points": points, "command": cmd}
+            "resumed_from": str(resume) if resume else None, "loss_points": points, "command": cmd,
+            "made_from": digest(made_from), "adapter_digest": adapter_digest(final)}
     write_json(sentinel, info)
     return info
+
+
+def merge(model: str, *, model_path: str, model_type: str, template: str, adapter: str, out, cache_dir,
+          env: dict | None = None, load: dict | None = None) -> None:
+    """Merge a LoRA adapter into full weights (`swift export`), for backends that need them."""
+    cmd = [*swift_command(), "export", "--model", model_path, "--model_type", model_type, "--template", template,
+           "--adapters", adapter, "--merge_lora", "true", "--output_dir", str(out), "--exist_ok", "true"]
+    for key, value in sorted((load or {}).items()):
+        cmd += [f"--{key}", _value(value)]
+    log.info("running: %s", shlex.join(cmd))
+    result = subprocess.run(cmd, env=job_env(model, 0, cache_dir, env))
+    if result.returncode != 0:
+        raise TrainingError(f"{model}: swift export failed with exit code {result.returncode} (its output is above)")
