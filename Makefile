@@ -41,15 +41,19 @@ demo: setup  ## the whole chain on the generated demo dataset, then the HTML rep
 	$(RUN) snakemake --cores $(CORES)
 	$(RUN) snakemake --report results/report.html
 
-test: setup  ## the test suite (unit tests, then real Snakemake/ms-swift/SLURM runs)
+test: setup  ## formatting and lint checks, then the test suite (real Snakemake, ms-swift and SLURM runs)
 	$(MAKE) env ENV=transformers4
+	$(RUN) snakefmt --check Snakefile rules
+	$(RUN) ruff check workflow_scripts tests benchmarks
 	$(RUN) python -m pytest
 
 lock: setup  ## resolve every environment against the registry and pin all of it (envs/locks/)
 	$(RUN) python -m sarchat_bench envs --lock
 
-lint: setup
+lint: setup  ## snakemake --lint, snakefmt and ruff (make test runs them too)
 	$(RUN) snakemake --lint
+	$(RUN) snakefmt --check Snakefile rules
+	$(RUN) ruff check workflow_scripts tests benchmarks
 
 bench: setup  ## speed/memory benchmark of the dataset build (README, Performance)
 	$(RUN) python benchmarks/bench_build.py

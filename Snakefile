@@ -2,6 +2,8 @@
 # Run `snakemake --cores all` for the demo, `snakemake --profile slurm <target>` on a cluster.
 # Targets: build_dataset, validate_dataset, train_all, infer_all, score_all, report (see README "Targets" for the full list).
 
+import sys
+
 from snakemake.utils import min_version, validate
 
 # 9.20 fixed runtime units in profiles (notes/snakemake-slurm.md).
@@ -11,7 +13,13 @@ min_version("9.20")
 configfile: "config.yaml"
 
 
-validate(config, "workflow_scripts/sarchat_bench/schemas/config.schema.yaml")
+# Nested --config values arrive as strings; they are typed as the schema says first.
+sys.path.insert(0, f"{workflow.basedir}/workflow_scripts")
+from sarchat_bench.configuration import coerce_config  # noqa: E402
+
+CONFIG_SCHEMA = f"{workflow.basedir}/workflow_scripts/sarchat_bench/schemas/config.schema.yaml"
+coerce_config(config, CONFIG_SCHEMA)
+validate(config, CONFIG_SCHEMA)
 
 
 report: "rules/report/workflow.rst"
@@ -23,9 +31,14 @@ include: "rules/models.smk"
 include: "rules/evaluate.smk"
 
 
-# A request no node can run would wait in SLURM's queue for ever: refuse it before submitting.
-if workflow.executor_plugin and workflow.executor_plugin.name == "slurm" and workflow.is_main_process:
-    check_cluster_can_run_model_jobs()
+onstart:
+    # On SLURM, a request no node can run would wait in the queue for ever: refuse it first.
+    if workflow.executor_plugin.name == "slurm":
+        if not any(SLURM.values()):
+            logger.warning(
+                "No SLURM site settings (slurm: in config): was slurm/site.yaml left out of --configfile?"
+            )
+        check_cluster_can_run_model_jobs(workflow.dag.needrun_jobs())
 
 
 onsuccess:
@@ -58,6 +71,7 @@ localrules:
 
 
 rule all:
+    """Everything: the dataset, its validation, every model's scores, the tables and figures."""
     default_target: True
     input:
         DATASET_OUTPUTS,

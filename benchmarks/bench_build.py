@@ -58,7 +58,8 @@ def make_annotations(root: Path, scale: float, seed: int = 0) -> tuple[int, int]
                 annotations.append({"id": ann_id, "image_id": i + 1, "category_id": category,
                                     "bbox": [x, y, bw, bh], "area": bw * bh, "iscrowd": 0})
                 ann_id += 1
-        categories = [{"id": i, "name": n} for i, n in enumerate(["ship", "aircraft", "car", "tank", "bridge", "harbor"])]
+        names = ["ship", "aircraft", "car", "tank", "bridge", "harbor"]
+        categories = [{"id": i, "name": n} for i, n in enumerate(names)]
         (root / "Annotations").mkdir(exist_ok=True)
         (root / "Annotations" / f"{split}.json").write_bytes(
             orjson.dumps({"images": images, "annotations": annotations, "categories": categories}))
@@ -117,8 +118,8 @@ def main() -> int:
 
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     cmd = [sys.executable, "-m", "snakemake", "build_dataset", "-s", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(REPO / "config.yaml"), "--cores", str(args.cores), "--quiet", "all", *args.snakemake_args,
-           "--config", f"sardet_root={root}"]
+           "--configfile", str(REPO / "config.yaml"), "--cores", str(args.cores), "--quiet", "all",
+           *args.snakemake_args, "--config", f"sardet_root={root}"]
     builds = []
     for _ in range(args.repeat):
         shutil.rmtree(work / "results", ignore_errors=True)

@@ -81,16 +81,21 @@ def annotation_reports(splits):
 
 def build_settings(tasks):
     """The settings a generator job sees; a change reruns only the jobs of the tasks it concerns."""
-    return json.dumps({"tasks": {t: TASK_SETTINGS.get(t, {}) for t in tasks}, "categories": DATASET["categories"]},
-                      sort_keys=True)
+    return json.dumps(
+        {"tasks": {t: TASK_SETTINGS.get(t, {}) for t in tasks}, "categories": DATASET["categories"]}, sort_keys=True
+    )
 
 
 def build_params(tasks):
     """A generator job's params: seed, settings and templates (the option naming a file of the
     user's, and a digest of the templates these tasks use, so that editing one task's templates
     reruns only its files)."""
-    return {"seed": DATASET["seed"], "settings": build_settings(tasks), "templates_option": TEMPLATES_OPTION,
-            "templates_digest": templates_digest(TEMPLATES, tasks)}
+    return {
+        "seed": DATASET["seed"],
+        "settings": build_settings(tasks),
+        "templates_option": TEMPLATES_OPTION,
+        "templates_digest": templates_digest(TEMPLATES, tasks),
+    }
 
 
 TEST_FILES = {cell: f"{SARCHAT}/test/{cell}.jsonl" for cell in CELLS}
@@ -99,15 +104,27 @@ SUMMARIES = f"{SARCHAT}/summaries"
 TRAIN_SUMMARY = f"{SUMMARIES}/train.json"
 TEST_SUMMARIES = [f"{SUMMARIES}/test/{task}.json" for task in TASKS]
 STATS_DIR = f"{SARCHAT}/stats"
-STATS_TABLES = [f"{STATS_DIR}/{t}.{ext}" for t in ("table1_categories", "table2_aspect_ratio",
-                                                   "table4_aspect_ratio_by_category", "table5_tasks",
-                                                   "filter_report", "generation_report")
-                for ext in ("csv", "md")]
+STATS_TABLES = [
+    f"{STATS_DIR}/{t}.{ext}"
+    for t in (
+        "table1_categories",
+        "table2_aspect_ratio",
+        "table4_aspect_ratio_by_category",
+        "table5_tasks",
+        "filter_report",
+        "generation_report",
+    )
+    for ext in ("csv", "md")
+]
 STATS_FIGURES = [f"{STATS_DIR}/categories.png", f"{STATS_DIR}/tasks.png"]
 STATS_OUTPUTS = STATS_TABLES + STATS_FIGURES
 # What both statistics jobs read (the tables job reads the box tables too).
-STATS_SOURCES = {"train_reports": annotation_reports(TRAIN_SPLITS), "test_reports": annotation_reports(TEST_SPLITS),
-                 "train_summaries": TRAIN_SUMMARY, "test_summaries": TEST_SUMMARIES}
+STATS_SOURCES = {
+    "train_reports": annotation_reports(TRAIN_SPLITS),
+    "test_reports": annotation_reports(TEST_SPLITS),
+    "train_summaries": TRAIN_SUMMARY,
+    "test_summaries": TEST_SUMMARIES,
+}
 VALIDATION = [f"{SARCHAT}/validation/train.json"] + [f"{SARCHAT}/validation/test/{c}.json" for c in CELLS]
 DATASET_OUTPUTS = [f"{SARCHAT}/train.jsonl", *TEST_FILES.values(), *STATS_OUTPUTS]
 
@@ -153,9 +170,16 @@ def _spec(model, section):
     """What a train/infer job's output depends on; other config changes never rerun it."""
     e = model_entry(model)
     check_local_source(model, e)
-    spec = {"model_path": model_path(e), "model_type": e["model_type"], "template": e["template"],
-            "source": e["source"], "env": e["env"], "load": e["load"], "environment": job_environment(model, section),
-            "settings": job_settings(e, section)}
+    spec = {
+        "model_path": model_path(e),
+        "model_type": e["model_type"],
+        "template": e["template"],
+        "source": e["source"],
+        "env": e["env"],
+        "load": e["load"],
+        "environment": job_environment(model, section),
+        "settings": job_settings(e, section),
+    }
     if section == "train":
         spec["gpus"] = e["train"]["gpus"]  # the world size shapes the effective batch, so the weights
     return spec
@@ -223,23 +247,39 @@ def model_job_resources(section, runtime=None):
     return {key: resource(key) for key in MODEL_JOB_RESOURCES}
 
 
-def check_cluster_can_run_model_jobs():
-    """On SLURM, before any job is submitted: SLURM must be able to start every model job's
-    first attempt, or the job would wait in the queue for ever (sarchat_bench.slurm_limits)."""
+# The model jobs that a job of these rules stands for: merge_predictions waits on inference
+# shards (and their adapter's training) that exist only once the test files are built.
+MODEL_JOB_SECTIONS = {
+    "train_model": ("train",),
+    "merge_adapter": ("train",),
+    "infer_shard": ("infer",),
+    "merge_predictions": ("infer", "train"),
+}
+
+
+def check_cluster_can_run_model_jobs(jobs):
+    """On SLURM, before any job is submitted: SLURM must be able to start the model jobs this
+    run needs, or they would wait in the queue for ever (sarchat_bench.slurm_limits)."""
     from types import SimpleNamespace
 
     from sarchat_bench.slurm_limits import ImpossibleRequest, Request, check
 
     requests = {}
-    for model in RUN_MODELS:
-        sections = {"finetune": ("train", "infer"), "zero_shot": ("infer",)}.get(model_mode(model), ())
-        for section in sections:
-            r = model_job_request(model, section)
-            job = {"train": "train_model", "infer": "infer_shard"}[section]
-            requests[f"{job} ({model})"] = Request(
-                partition=r["slurm_partition"], account=r["slurm_account"],
-                cpus=job_threads(section)(SimpleNamespace(model=model)), mem_mb=r["mem_mb"], gpus=r["gpu"],
-                gpu_model=r["gpu_model"], minutes=r["runtime"])
+    needed = {(job.wildcards.model, section) for job in jobs for section in MODEL_JOB_SECTIONS.get(job.rule.name, ())}
+    for model, section in sorted(needed):
+        if section == "train" and model_mode(model) != "finetune":
+            continue
+        r = model_job_request(model, section)
+        name = {"train": "train_model", "infer": "infer_shard"}[section]
+        requests[f"{name} ({model})"] = Request(
+            partition=r["slurm_partition"],
+            account=r["slurm_account"],
+            cpus=job_threads(section)(SimpleNamespace(model=model)),
+            mem_mb=r["mem_mb"],
+            gpus=r["gpu"],
+            gpu_model=r["gpu_model"],
+            minutes=r["runtime"],
+        )
     try:
         check(requests)
     except ImpossibleRequest as err:
@@ -298,13 +338,26 @@ GENERATED_MODELS = "|".join(re.escape(m) for m in config["models"] if model_mode
 TRAIN_ALL = [f"{MODELS_DIR}/{m}/adapter.json" for m in models_in_mode("finetune")]
 INFER_ALL = [f"{PREDICTIONS}/{m}/{c}.jsonl" for m in models_in_mode("finetune", "zero_shot") for c in CELLS]
 SCORE_ALL = [f"{SCORES}/{m}/{c}.json" for m in RUN_MODELS for c in CELLS]
-TABLES = [f"{RESULTS}/tables/{t}" for t in ("table3.md", "table3.csv", "table3.tex", "table3_ci.md",
-                                            "table3_ci.csv", "task_scores.md", "task_scores.csv",
-                                            "table3_vs_paper.md")]
-FIGURES = [f"{RESULTS}/figures/{f}.png" for f in ("radar", "avg_vs_params", "per_category", "paper_radar",
-                                                 "paper_avg_vs_params")]
+TABLES = [
+    f"{RESULTS}/tables/{t}"
+    for t in (
+        "table3.md",
+        "table3.csv",
+        "table3.tex",
+        "table3_ci.md",
+        "table3_ci.csv",
+        "task_scores.md",
+        "task_scores.csv",
+        "table3_vs_paper.md",
+    )
+]
+FIGURES = [
+    f"{RESULTS}/figures/{f}.png"
+    for f in ("radar", "avg_vs_params", "per_category", "paper_radar", "paper_avg_vs_params")
+]
 
 
 def registry_summary():
-    return json.dumps({m: {k: model_entry(m).get(k) for k in ("family", "params_b", "paper_row")} for m in RUN_MODELS},
-                      sort_keys=True)
+    return json.dumps(
+        {m: {k: model_entry(m).get(k) for k in ("family", "params_b", "paper_row")} for m in RUN_MODELS}, sort_keys=True
+    )

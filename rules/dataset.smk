@@ -2,60 +2,63 @@
 
 
 rule demo_dataset:
+    """Generate the synthetic SAR-like demo dataset in the SARDet-100K layout."""
     output:
         annotations=expand(f"{DEMO_ROOT}/Annotations/{{split}}.json", split=config["demo"]["images"]),
         images=directory(f"{DEMO_ROOT}/JPEGImages"),
-    params:
-        images=json.dumps(config["demo"]["images"]),
-        seed=config["demo"]["seed"],
-        root=lambda w, output: Path(output.images).parent,
     log:
         f"{LOGS}/demo_dataset.log",
     benchmark:
         f"{BENCH}/demo_dataset.tsv"
     conda:
         "../envs/default.yaml"
+    params:
+        images=json.dumps(config["demo"]["images"]),
+        seed=config["demo"]["seed"],
+        root=lambda w, output: Path(output.images).parent,
     shell:
         "python -m sarchat_bench demo-data --root {params.root} --seed {params.seed}"
         " --images {params.images:q} 2> {log}"
 
 
 rule download_sardet:
+    """Fetch SARDet-100K (hub snapshot, URL or archive) where there is network."""
     output:
         expand(f"{DOWNLOAD_ROOT}/Annotations/{{split}}.json", split=SPLITS),
-    params:
-        # Credentials are read from the environment by the job, never passed here.
-        settings=json.dumps(config["download"], sort_keys=True),
-        target=lambda w, output: Path(output[0]).parents[1],
-        work=lambda w, output: Path(output[0]).parents[2] / "work",
     log:
         f"{LOGS}/download_sardet.log",
     benchmark:
         f"{BENCH}/download_sardet.tsv"
     conda:
         "../envs/default.yaml"
+    params:
+        # Credentials are read from the environment by the job, never passed here.
+        settings=json.dumps(config["download"], sort_keys=True),
+        target=lambda w, output: Path(output[0]).parents[1],
+        work=lambda w, output: Path(output[0]).parents[2] / "work",
     shell:
         "python -m sarchat_bench download --settings {params.settings:q} --target {params.target}"
         " --work {params.work} 2> {log}"
 
 
 rule annotations:
+    """Validate and filter one split's COCO annotations into a box table and a filter report."""
     input:
         f"{sardet_root()}/Annotations/{{split}}.json",
     output:
         table=f"{SARCHAT}/annotations/{{split}}.boxes.json",
         report=f"{SARCHAT}/annotations/{{split}}.report.json",
-    params:
-        root=lambda w, input: Path(input[0]).parents[1],
-        categories=" ".join(DATASET["categories"]),
-        tolerance=DATASET["bbox_tolerance"],
-        check_images="" if DATASET["check_image_files"] else "--no-check-images",
     log:
         f"{LOGS}/annotations/{{split}}.log",
     benchmark:
         f"{BENCH}/annotations/{{split}}.tsv"
     conda:
         "../envs/default.yaml"
+    params:
+        root=lambda w, input: Path(input[0]).parents[1],
+        categories=" ".join(DATASET["categories"]),
+        tolerance=DATASET["bbox_tolerance"],
+        check_images="" if DATASET["check_image_files"] else "--no-check-images",
     shell:
         "python -m sarchat_bench annotations --root {params.root:q} --split {wildcards.split}"
         " --out-table {output.table} --out-report {output.report} --categories {params.categories}"
@@ -67,23 +70,24 @@ rule annotations:
 for _task in TASKS:
 
     checkpoint:
+        f"""Generate the {_task} task's test file(s)."""
         name:
             f"test_{_task}"
-        localrule: True
         input:
             box_tables(TEST_SPLITS),
         output:
             cells=[TEST_FILES[cell] for cell in cells_of(_task)],
             summary=f"{SUMMARIES}/test/{_task}.json",
-        params:
-            **build_params([_task]),
-            outputs=" ".join(f"{cell}={TEST_FILES[cell]}" for cell in cells_of(_task)),
         log:
             f"{LOGS}/test_task/{_task}.log",
         benchmark:
             f"{BENCH}/test_task/{_task}.tsv"
+        localrule: True
         conda:
             "../envs/default.yaml"
+        params:
+            **build_params([_task]),
+            outputs=" ".join(f"{cell}={TEST_FILES[cell]}" for cell in cells_of(_task)),
         shell:
             "python -m sarchat_bench test-cells --out {params.outputs} --summary {output.summary} --tables {input}"
             " --seed {params.seed} --settings {params.settings:q} {params.templates_option} 2> {log}"
@@ -92,20 +96,21 @@ for _task in TASKS:
 # The training mix is one job: every model trains on all of it, so per-task training files
 # would save no rerun. Its processes write one file together (sarchat_bench.ordered_write).
 rule train_mix:
+    """Generate the training mix: every task's records, in one file."""
     input:
         box_tables(TRAIN_SPLITS),
     output:
         records=f"{SARCHAT}/train.jsonl",
         summary=TRAIN_SUMMARY,
-    threads: DATASET["train_mix_threads"]
-    params:
-        **build_params(TASKS),
     log:
         f"{LOGS}/train_mix.log",
     benchmark:
         f"{BENCH}/train_mix.tsv"
     conda:
         "../envs/default.yaml"
+    threads: DATASET["train_mix_threads"]
+    params:
+        **build_params(TASKS),
     shell:
         "python -m sarchat_bench train-mix --tables {input} --out {output.records} --summary {output.summary}"
         " --workers {threads} --seed {params.seed} --settings {params.settings:q} {params.templates_option}"
@@ -114,20 +119,21 @@ rule train_mix:
 
 # One validation report per generated file: the training mix or a test cell.
 rule validate_records:
+    """Re-derive every word of every record of one file from its boxes; fail on any mismatch."""
     input:
         f"{SARCHAT}/{{records}}.jsonl",
     output:
         f"{SARCHAT}/validation/{{records}}.json",
-    wildcard_constraints:
-        records=r"train|test/[^/]+",
-    params:
-        describe=json.dumps(TASK_SETTINGS.get("describe", {}), sort_keys=True),
     log:
         f"{LOGS}/validate/{{records}}.log",
     benchmark:
         f"{BENCH}/validate/{{records}}.tsv"
+    wildcard_constraints:
+        records=r"train|test/[^/]+",
     conda:
         "../envs/default.yaml"
+    params:
+        describe=json.dumps(TASK_SETTINGS.get("describe", {}), sort_keys=True),
     shell:
         "python -m sarchat_bench validate --out {output} --describe {params.describe:q} {input} 2> {log}"
 
@@ -136,20 +142,21 @@ rule validate_records:
 # jobs, side by side on the cores the mix has freed. Counts come from the generator jobs'
 # summaries and the annotation reports, so the 2M records are not read again.
 rule dataset_stats:
+    """Tables 1, 2, 4 and 5 beside the paper's, and the filter and generation reports."""
     input:
+        **STATS_SOURCES,
         train_tables=box_tables(TRAIN_SPLITS),
         test_tables=box_tables(TEST_SPLITS),
-        **STATS_SOURCES,
     output:
         [report(p, category="Dataset", caption="report/stats.rst") for p in STATS_TABLES],
-    params:
-        out_dir=lambda w, output: Path(output[0]).parent,
     log:
         f"{LOGS}/dataset_stats.log",
     benchmark:
         f"{BENCH}/dataset_stats.tsv"
     conda:
         "../envs/default.yaml"
+    params:
+        out_dir=lambda w, output: Path(output[0]).parent,
     shell:
         "python -m sarchat_bench stats --out-dir {params.out_dir} --train-tables {input.train_tables}"
         " --test-tables {input.test_tables} --train-reports {input.train_reports}"
@@ -158,18 +165,19 @@ rule dataset_stats:
 
 
 rule dataset_figures:
+    """The category and task distributions as figures."""
     input:
         **STATS_SOURCES,
     output:
         [report(p, category="Dataset", caption="report/stats.rst") for p in STATS_FIGURES],
-    params:
-        out_dir=lambda w, output: Path(output[0]).parent,
     log:
         f"{LOGS}/dataset_figures.log",
     benchmark:
         f"{BENCH}/dataset_figures.tsv"
     conda:
         "../envs/default.yaml"
+    params:
+        out_dir=lambda w, output: Path(output[0]).parent,
     shell:
         "python -m sarchat_bench figures --out-dir {params.out_dir} --train-reports {input.train_reports}"
         " --test-reports {input.test_reports} --train-summaries {input.train_summaries}"
@@ -177,10 +185,12 @@ rule dataset_figures:
 
 
 rule build_dataset:
+    """The nine test files, the training mix and the statistics."""
     input:
         DATASET_OUTPUTS,
 
 
 rule validate_dataset:
+    """Validation reports for the training mix and every test file."""
     input:
         VALIDATION,

@@ -7,8 +7,17 @@ rule infer_shard:
         unpack(inference_inputs),
     output:
         f"{PREDICTIONS}/{{model}}/shards/{{cell}}.{{shard}}.jsonl",
+    log:
+        f"{LOGS}/infer/{{model}}/{{cell}}.{{shard}}.log",
+    benchmark:
+        f"{BENCH}/infer/{{model}}/{{cell}}.{{shard}}.tsv"
     wildcard_constraints:
         model=GENERATED_MODELS,
+    conda:
+        conda_env("infer")
+    threads: job_threads("infer")
+    resources:
+        **model_job_resources("infer"),
     params:
         spec=infer_spec,
         run=run_settings("infer"),
@@ -16,15 +25,6 @@ rule infer_shard:
         adapter=lambda w, input: f"--adapter-info {input.adapter}" if "adapter" in input.keys() else "",
         # Undeclared on purpose: Snakemake must not delete finished records of a failed job.
         partial=lambda w, output: Path(output[0]).parents[1] / "work" / f"{Path(output[0]).stem}.partial.jsonl",
-    threads: job_threads("infer")
-    resources:
-        **model_job_resources("infer"),
-    log:
-        f"{LOGS}/infer/{{model}}/{{cell}}.{{shard}}.log",
-    benchmark:
-        f"{BENCH}/infer/{{model}}/{{cell}}.{{shard}}.tsv"
-    conda:
-        conda_env("infer")
     shell:
         "python -m sarchat_bench infer --model {wildcards.model} --spec {params.spec:q} --run {params.run:q}"
         " --test {input.test} --shard {wildcards.shard} {params.source} {params.adapter} --out {output}"
@@ -32,17 +32,18 @@ rule infer_shard:
 
 
 rule merge_predictions:
+    """Concatenate a cell's shard predictions, checking the ids against the test file."""
     input:
         test=f"{SARCHAT}/test/{{cell}}.jsonl",
         shards=prediction_shards,
     output:
         f"{PREDICTIONS}/{{model}}/{{cell}}.jsonl",
-    wildcard_constraints:
-        model=GENERATED_MODELS,
     log:
         f"{LOGS}/merge_predictions/{{model}}/{{cell}}.log",
     benchmark:
         f"{BENCH}/merge_predictions/{{model}}/{{cell}}.tsv"
+    wildcard_constraints:
+        model=GENERATED_MODELS,
     conda:
         "../envs/default.yaml"
     shell:
@@ -50,23 +51,24 @@ rule merge_predictions:
 
 
 rule score_cell:
+    """Score one model's predictions for one test file (Table 3 metrics with intervals)."""
     input:
         test=f"{SARCHAT}/test/{{cell}}.jsonl",
         predictions=f"{PREDICTIONS}/{{model}}/{{cell}}.jsonl",
     output:
         scores=f"{SCORES}/{{model}}/{{cell}}.json",
         details=f"{SCORES}/{{model}}/{{cell}}.details.jsonl",
-    wildcard_constraints:
-        model=MODEL_KEYS,
-    params:
-        coords=lambda w: model_entry(w.model)["coords"],
-        seed=config["scoring"]["seed"],
     log:
         f"{LOGS}/score/{{model}}/{{cell}}.log",
     benchmark:
         f"{BENCH}/score/{{model}}/{{cell}}.tsv"
+    wildcard_constraints:
+        model=MODEL_KEYS,
     conda:
         "../envs/default.yaml"
+    params:
+        coords=lambda w: model_entry(w.model)["coords"],
+        seed=config["scoring"]["seed"],
     shell:
         "python -m sarchat_bench score --cell {wildcards.cell} --test {input.test} --predictions {input.predictions}"
         " --out {output.scores} --details {output.details} --model {wildcards.model} --coords {params.coords}"
@@ -74,32 +76,35 @@ rule score_cell:
 
 
 rule report:
+    """Table 3, task scores, intervals, the comparison with the paper, and the figures."""
     input:
         SCORE_ALL,
     output:
         tables=[report(t, category="Benchmark", caption="report/table.rst") for t in TABLES],
         figures=[report(f, category="Figures", caption="report/figure.rst") for f in FIGURES],
-    params:
-        scores=" ".join(f"{m}={SCORES}/{m}/{c}.json" for m in RUN_MODELS for c in CELLS),
-        registry=registry_summary(),
-        tables_dir=lambda w, output: Path(output.tables[0]).parent,
-        figures_dir=lambda w, output: Path(output.figures[0]).parent,
     log:
         f"{LOGS}/report.log",
     benchmark:
         f"{BENCH}/report.tsv"
     conda:
         "../envs/default.yaml"
+    params:
+        scores=" ".join(f"{m}={SCORES}/{m}/{c}.json" for m in RUN_MODELS for c in CELLS),
+        registry=registry_summary(),
+        tables_dir=lambda w, output: Path(output.tables[0]).parent,
+        figures_dir=lambda w, output: Path(output.figures[0]).parent,
     shell:
         "python -m sarchat_bench report --tables-dir {params.tables_dir} --figures-dir {params.figures_dir}"
         " --scores {params.scores} --registry {params.registry:q} 2> {log}"
 
 
 rule infer_all:
+    """Predictions of every model of `run` for the nine test files."""
     input:
         INFER_ALL,
 
 
 rule score_all:
+    """Score files of every model of `run` for the nine test files."""
     input:
         SCORE_ALL,

@@ -5,17 +5,17 @@ rule prefetch_model:
     """Download a hub model at its pinned revision (and its code repository) into the model cache."""
     output:
         f"{MODELS_DIR}/{{model}}/source.json",
-    wildcard_constraints:
-        model=HUB_MODELS,
-    params:
-        entry=lambda w: json.dumps({k: model_entry(w.model).get(k) for k in ("source", "code_repo")}, sort_keys=True),
-        cache_dir=CACHE_DIR,
     log:
         f"{LOGS}/prefetch_model/{{model}}.log",
     benchmark:
         f"{BENCH}/prefetch_model/{{model}}.tsv"
+    wildcard_constraints:
+        model=HUB_MODELS,
     conda:
         "../envs/default.yaml"
+    params:
+        entry=lambda w: json.dumps({k: model_entry(w.model).get(k) for k in ("source", "code_repo")}, sort_keys=True),
+        cache_dir=CACHE_DIR,
     shell:
         "python -m sarchat_bench prefetch --model {wildcards.model} --entry {params.entry:q}"
         " --cache-dir {params.cache_dir:q} --out {output} 2> {log}"
@@ -27,13 +27,13 @@ rule tiny_model:
         f"{SARCHAT}/train.jsonl",
     output:
         directory(f"{MODELS_DIR}/tiny/{{environment}}/{{architecture}}"),
-    wildcard_constraints:
-        architecture="|".join(ARCHITECTURES),
-        environment="[a-z0-9_]+",
     log:
         f"{LOGS}/tiny_model/{{environment}}/{{architecture}}.log",
     benchmark:
         f"{BENCH}/tiny_model/{{environment}}/{{architecture}}.tsv"
+    wildcard_constraints:
+        architecture="|".join(ARCHITECTURES),
+        environment="[a-z0-9_]+",
     conda:
         "../envs/{environment}.yaml"
     shell:
@@ -50,22 +50,22 @@ rule train_model:
         # The sentinel is written last. Checkpoints stay in work/, which is not declared
         # (Snakemake would delete it when a job fails) so that a rerun resumes from them.
         f"{MODELS_DIR}/{{model}}/adapter.json",
+    log:
+        f"{LOGS}/train/{{model}}.log",
+    benchmark:
+        f"{BENCH}/train/{{model}}.tsv"
     wildcard_constraints:
         model=MODEL_KEYS,
+    conda:
+        conda_env("train")
+    threads: job_threads("train")
+    resources:
+        **model_job_resources("train"),
     params:
         spec=train_spec,
         run=run_settings("train"),
         source=source_option,
         work_dir=lambda w, output: Path(output[0]).with_name("work"),
-    threads: job_threads("train")
-    resources:
-        **model_job_resources("train"),
-    log:
-        f"{LOGS}/train/{{model}}.log",
-    benchmark:
-        f"{BENCH}/train/{{model}}.tsv"
-    conda:
-        conda_env("train")
     shell:
         "python -m sarchat_bench train --model {wildcards.model} --spec {params.spec:q} --run {params.run:q}"
         " --dataset {input.dataset} {params.source} --work-dir {params.work_dir} --sentinel {output} > {log} 2>&1"
@@ -78,21 +78,21 @@ rule merge_adapter:
         adapter=f"{MODELS_DIR}/{{model}}/adapter.json",
     output:
         directory(f"{MODELS_DIR}/{{model}}/merged"),
-    wildcard_constraints:
-        model=MODEL_KEYS,
-    params:
-        spec=train_spec,
-        run=run_settings("train"),
-        source=source_option,
-    threads: job_threads("train")
-    resources:
-        **model_job_resources("train", runtime=60),
     log:
         f"{LOGS}/merge_adapter/{{model}}.log",
     benchmark:
         f"{BENCH}/merge_adapter/{{model}}.tsv"
+    wildcard_constraints:
+        model=MODEL_KEYS,
     conda:
         conda_env("train")
+    threads: job_threads("train")
+    resources:
+        **model_job_resources("train", runtime=60),
+    params:
+        spec=train_spec,
+        run=run_settings("train"),
+        source=source_option,
     shell:
         "python -m sarchat_bench merge --model {wildcards.model} --spec {params.spec:q} --run {params.run:q}"
         " --adapter-info {input.adapter} {params.source} --out {output} > {log} 2>&1"

@@ -1,7 +1,6 @@
 """Bad annotation input: a clear error naming file and record, or a counted skip."""
 
 import pytest
-
 from conftest import run_cli, write_coco
 from sarchat_bench.annotations import load_split, read_boxes, write_boxes
 from sarchat_bench.io import InputError

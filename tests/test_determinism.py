@@ -2,7 +2,6 @@
 
 import orjson
 import pytest
-
 from sarchat_bench.build import build_test_cell, build_train_mix
 from sarchat_bench.tasks import CELLS, TASKS
 
@@ -30,13 +29,13 @@ def builds(demo_tables, tmp_path_factory):
 
 def test_same_seed_is_byte_identical(builds):
     assert [p.name for p in builds["a"]] == [p.name for p in builds["b"]]
-    for a, b in zip(builds["a"], builds["b"]):
+    for a, b in zip(builds["a"], builds["b"], strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
 
 
 def test_other_seed_changes_template_choice_only(builds):
     changed = 0
-    for a, c in zip(builds["a"], builds["c"]):
+    for a, c in zip(builds["a"], builds["c"], strict=True):
         assert strip_text(a) == strip_text(c), a.name
         changed += a.read_bytes() != c.read_bytes()
     assert changed >= len(builds["a"]) - 2  # nearly every file uses other templates

@@ -7,11 +7,10 @@ import threading
 import zipfile
 
 import pytest
-
 from conftest import write_coco
 from sarchat_bench.download import fetch, fetch_url, locate_root, safe_extract
-from sarchat_bench.workstate import file_digest
 from sarchat_bench.io import InputError
+from sarchat_bench.workstate import file_digest
 
 
 def sardet_archive(tmp_path, kind="tar"):

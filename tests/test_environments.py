@@ -9,7 +9,6 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import REPO, SCRIPTS, run_cli
 from sarchat_bench import environments
 from sarchat_bench.environments import EnvironmentMismatch, interpreter, requirement_lines, unmet

@@ -1,7 +1,6 @@
 """The geometry rules on hand-computed cases (paper sections in geometry.py)."""
 
 import pytest
-
 from sarchat_bench import geometry as g
 
 

@@ -9,7 +9,6 @@ import time
 
 import orjson
 import pytest
-
 from conftest import SCRIPTS
 from sarchat_bench.build import build_test_cell
 from sarchat_bench.inference import merge_shards, read_partial, run_shard, shard_records
@@ -68,7 +67,8 @@ def test_answers_made_from_anything_else_are_discarded(identify_cell, tmp_path, 
     records = shard_records(identify_cell, (1, 1))
     partial = tmp_path / "w.partial.jsonl"
     partial_file(partial, MADE_FROM, {r["id"]: "stale" for r in records[:16]})
-    now = {**MADE_FROM, changed: {"spec": {"settings": {"max_new_tokens": 8}}, "adapter": "a2", "records": "r2"}[changed]}
+    other = {"spec": {"settings": {"max_new_tokens": 8}}, "adapter": "a2", "records": "r2"}
+    now = {**MADE_FROM, changed: other[changed]}
     summary = run_shard(records, echo, tmp_path / "out.jsonl", partial, batch_size=4, made_from=now)
     assert summary["predicted_now"] == len(records)
     assert "stale" not in (tmp_path / "out.jsonl").read_text()

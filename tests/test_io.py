@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import SCRIPTS
 from sarchat_bench.io import atomic_output
 

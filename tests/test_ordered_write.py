@@ -5,7 +5,6 @@ import random
 import time
 
 import pytest
-
 from sarchat_bench.ordered_write import write_in_order
 
 

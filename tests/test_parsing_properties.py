@@ -2,14 +2,14 @@
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from sarchat_bench import parsing as p
 from sarchat_bench.scoring import evaluate
 from sarchat_bench.tasks import CELLS
 
 # Text mixing arbitrary unicode with the fragments answers are made of.
-fragments = st.sampled_from(["{<", "><", ">}", "<", ">", "[", "]", "(", ")", ",", "-", ".", "1e9", "99999999999999999999",
-                             "nan", "ship", "three", "instances", "top left", "very small", "far from", "\n", " "])
+fragments = st.sampled_from(["{<", "><", ">}", "<", ">", "[", "]", "(", ")", ",", "-", ".", "1e9",
+                             "99999999999999999999", "nan", "ship", "three", "instances", "top left", "very small",
+                             "far from", "\n", " "])
 answers = st.one_of(st.text(), st.lists(st.one_of(fragments, st.text(max_size=5), st.integers().map(str)),
                                         max_size=60).map("".join), st.none(), st.integers())
 
@@ -17,11 +17,14 @@ TRUTHS = {
     "classify": {"categories": ["ship"]},
     "describe": {"targets": [{"category": "ship", "position": "top left", "size": "small", "box": [0, 0, 5, 5]}]},
     "count": {"category": "ship", "count": 2, "boxes": [[0, 0, 5, 5], [6, 6, 9, 9]]},
-    "grounding_single": {"instances": [{"category": "ship", "box": [0, 0, 5, 5], "position": "top left"}], "relations": []},
+    "grounding_single": {"instances": [{"category": "ship", "box": [0, 0, 5, 5], "position": "top left"}],
+                         "relations": []},
     "grounding_multi": {"instances": [{"category": "ship", "box": [0, 0, 5, 5], "position": "top left"}],
                         "relations": [{"subject": "ship", "object": "tank", "distance": "near", "direction": "above"}]},
-    "identify_single": {"category": "ship", "position": "top left", "size": "small", "shape": "wide", "box": [0, 0, 5, 5]},
-    "identify_multi": {"category": "ship", "position": "top left", "size": "small", "shape": "wide", "box": [0, 0, 5, 5]},
+    "identify_single": {"category": "ship", "position": "top left", "size": "small", "shape": "wide",
+                        "box": [0, 0, 5, 5]},
+    "identify_multi": {"category": "ship", "position": "top left", "size": "small", "shape": "wide",
+                       "box": [0, 0, 5, 5]},
     "refer_single": {"category": "ship", "boxes": [[0, 0, 5, 5]], "positions": ["top left"]},
     "refer_multi": {"category": "ship", "boxes": [[0, 0, 5, 5], [6, 6, 9, 9]], "positions": ["top left"] * 2},
 }

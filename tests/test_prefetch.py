@@ -9,7 +9,6 @@ import subprocess
 
 import orjson
 import pytest
-
 from conftest import run_cli
 from fake_hub import commit_id, serve_hub
 from test_workflow import snakemake

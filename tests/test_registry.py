@@ -4,10 +4,16 @@ import copy
 
 import pytest
 import yaml
-
 from conftest import REPO
-from sarchat_bench.registry import (PAPER_MODELS, RegistryError, check_against_swift, check_local_source, entry,
-                                    model_path, run_models)
+from sarchat_bench.registry import (
+    PAPER_MODELS,
+    RegistryError,
+    check_against_swift,
+    check_local_source,
+    entry,
+    model_path,
+    run_models,
+)
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 

@@ -3,7 +3,6 @@ should, and the examples of the paper's Figure 6 give the hand-computed values."
 
 import orjson
 import pytest
-
 from sarchat_bench.build import build_test_cell
 from sarchat_bench.io import InputError, iter_jsonl, write_jsonl
 from sarchat_bench.metrics import bootstrap_eq3, match_boxes
@@ -19,8 +18,9 @@ W = H = 512
 @pytest.fixture(scope="module")
 def test_files(demo_tables, tmp_path_factory):
     out = tmp_path_factory.mktemp("cells")
-    return {cell: (build_test_cell(cell, [demo_tables["test"]], out / f"{cell}.jsonl", seed=0), out / f"{cell}.jsonl")[1]
-            for cell in CELLS}
+    for cell in CELLS:
+        build_test_cell(cell, [demo_tables["test"]], out / f"{cell}.jsonl", seed=0)
+    return {cell: out / f"{cell}.jsonl" for cell in CELLS}
 
 
 def predict(test_path, tmp_path, answer):
@@ -75,7 +75,7 @@ def test_shifted_boxes_pass_at_25_fail_at_50(cell, test_files, tmp_path):
         truth = truth_of(r)
         boxes = truth["boxes"]
         shifted = [shift(b, boxes, truth["width"], truth["height"]) for b in boxes]
-        assert all(0.25 <= iou(s, b) < 0.5 for s, b in zip(shifted, boxes))
+        assert all(0.25 <= iou(s, b) < 0.5 for s, b in zip(shifted, boxes, strict=True))
         return f"There are {len(boxes)} instances. " + "".join(format_box(s) for s in shifted)
 
     result = score_cell(cell, test_files[cell], predict(test_files[cell], tmp_path, answer))
@@ -85,7 +85,8 @@ def test_shifted_boxes_pass_at_25_fail_at_50(cell, test_files, tmp_path):
 
 
 def test_figure6_counting_example():
-    response = "There are 4 instances. {<291><355><320><428>}{<205><195><226><293>}{<12><203><78><263>}{<49><453><120><501>}"
+    response = ("There are 4 instances. "
+                "{<291><355><320><428>}{<205><195><226><293>}{<12><203><78><263>}{<49><453><120><501>}")
     units, parsed = evaluate("count", {"width": W, "height": H, "count": 4, "boxes": GT}, response)
     # IoUs by hand: 0.655 (A), 0.266 (D), 0.710 (C), 0.720 (B).
     assert parsed and units == {"only_count": (1, 0, 0), "instance_iou25": (4, 0, 0), "instance_iou50": (3, 1, 1)}
@@ -100,9 +101,11 @@ def test_figure6_referring_example():
 
 
 def test_figure6_grounding_example():
-    response = ("In this SAR image, I can identify several objects and their locations: There are 5 ships: one in the "
-                "middle left portion {<10><203><75><260>}, one in the middle center portion {<197><187><230><285>}, one in "
-                "the bottom center portion {<289><355><322><429>}, one in the bottom left portion {<53><453><116><501>}, "
+    response = ("In this SAR image, I can identify several objects and their locations: There are 5 ships: "
+                "one in the middle left portion {<10><203><75><260>}, "
+                "one in the middle center portion {<197><187><230><285>}, "
+                "one in the bottom center portion {<289><355><322><429>}, "
+                "one in the bottom left portion {<53><453><116><501>}, "
                 "one in the bottom center portion {<196><479><221><511>}.")
     truth = {"width": W, "height": H, "relations": [],
              "instances": [{"category": "ship", "box": b} for b in GT]}

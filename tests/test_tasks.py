@@ -1,7 +1,6 @@
 """Each task generator on hand-made images, checked against the paper's surface format."""
 
 import pytest
-
 from sarchat_bench.annotations import Image, Instance
 from sarchat_bench.tasks import GENERATORS
 from sarchat_bench.tasks.common import Context, truth_of
@@ -65,7 +64,8 @@ def test_grounding_matches_figure6_phrasing():
     [rec] = gen("grounding", [figure6_image()])
     assert rec["messages"][1]["content"] == (
         "In this SAR image, I can identify several objects and their locations: There are 4 ships: "
-        "one in the bottom center portion {<294><358><329><427>}, one in the bottom left portion {<61><448><122><503>}, "
+        "one in the bottom center portion {<294><358><329><427>}, "
+        "one in the bottom left portion {<61><448><122><503>}, "
         "one in the middle left portion {<27><199><78><261>}, one in the middle center portion {<193><157><245><306>}.")
     assert rec["cell"] == "grounding_multi" and truth_of(rec)["relations"] == []
 
@@ -108,7 +108,8 @@ def test_identify_more_samples_than_templates():
 
 def test_identify_variants():
     single = Image(1, "t", "a.jpg", 100, 100, [Instance(1, "car", (10, 10, 20, 20))])
-    cells = {r["cell"] for r in gen("identify", [single, figure6_image()], "single", settings={"samples_per_instance": 1})}
+    records = gen("identify", [single, figure6_image()], "single", settings={"samples_per_instance": 1})
+    cells = {r["cell"] for r in records}
     assert cells == {"identify_single"}
 
 
@@ -123,7 +124,8 @@ def test_refer_matches_figure6():
 def test_refer_single_and_multi_per_category():
     recs = gen("refer", [mixed_image()])
     assert {truth_of(r)["category"]: r["cell"] for r in recs} == {"ship": "refer_multi", "harbor": "refer_single"}
-    assert gen("refer", [mixed_image()], "single")[0]["messages"][1]["content"] == "{<300><300><390><390>} (bottom right)"
+    answer = gen("refer", [mixed_image()], "single")[0]["messages"][1]["content"]
+    assert answer == "{<300><300><390><390>} (bottom right)"
 
 
 def test_describe_filters():
@@ -169,7 +171,6 @@ def test_training_mix_loads_with_hf_datasets_across_blocks(demo_tables, tmp_path
     block of a JSON Lines file; the full mix spans hundreds of blocks of different tasks. A small
     chunk size reproduces that with the demo data: every block must share one schema."""
     import datasets
-
     from sarchat_bench.build import build_train_mix
 
     build_train_mix([demo_tables["train"]], tmp_path / "mix.jsonl", seed=0)

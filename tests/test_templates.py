@@ -4,7 +4,6 @@ import re
 
 import pytest
 import yaml
-
 from sarchat_bench.annotations import Image, Instance
 from sarchat_bench.io import InputError
 from sarchat_bench.tasks import GENERATORS
@@ -56,7 +55,8 @@ def _images(n):
     cats = ["ship", "aircraft", "car", "tank", "bridge", "harbor"]
     out = []
     for i in range(n):
-        insts = [Instance(10 * i + k, cats[(i + k // 2) % 6], (20 + 60 * k, 30, 70 + 60 * k, 90)) for k in range(1 + i % 3)]
+        insts = [Instance(10 * i + k, cats[(i + k // 2) % 6], (20 + 60 * k, 30, 70 + 60 * k, 90))
+                 for k in range(1 + i % 3)]
         out.append(Image(i, "train", f"{i}.jpg", 400, 300, insts))
     return out
 
@@ -65,7 +65,8 @@ def test_every_template_is_used():
     templates = load_templates()
     texts = []
     for task, gen in GENERATORS.items():
-        ctx = Context(templates, seed=3, stream=task, categories=("ship", "aircraft", "car", "tank", "bridge", "harbor"))
+        categories = ("ship", "aircraft", "car", "tank", "bridge", "harbor")
+        ctx = Context(templates, seed=3, stream=task, categories=categories)
         for rec in gen(_images(400), ctx):
             texts.append(rec["messages"][0]["content"] + "\n" + rec["messages"][1]["content"])
     blob = "\n".join(texts)

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from sarchat_bench.training import OFFLINE, job_env, latest_checkpoint, master_port, sft_command
 from test_inference import cli, tiny  # noqa: F401  (fixture)
 
@@ -72,6 +71,14 @@ def test_killed_training_resumes_and_changed_settings_retrain_from_step_0(tiny, 
     assert first["global_step"] == 8 and first["resumed_from"] == str(killed_at)
     assert f"resuming from {killed_at}" in log
     assert (tmp_path / "loss.png").stat().st_size > 0 and first["loss_points"] >= 1
+    # Killed after its last save, before the sentinel: the rerun takes the final checkpoint as it
+    # is (resuming from it used to train a 9th step and call checkpoint-9 the adapter).
+    sentinel.unlink()
+    job = cli(*args, env=env)
+    log = job.communicate(timeout=600)[0]
+    assert job.returncode == 0 and "is the final checkpoint of this run; nothing left to train" in log, log
+    again = json.loads(sentinel.read_text())
+    assert (again["global_step"], again["adapter_digest"]) == (8, first["adapter_digest"])
     # Another learning rate after the finished run: its checkpoints are not resumed (before the
     # fix, the job went on from checkpoint-8 and called checkpoint-9 the new adapter).
     job = cli(*train_args(tiny, work, sentinel, learning_rate=2e-4), env=env)

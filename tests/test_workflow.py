@@ -10,7 +10,6 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import pytest
-
 from conftest import REPO
 from sarchat_bench.tasks import CELLS, TASKS
 
@@ -148,15 +147,20 @@ def test_one_cell_rebuilds_alone(built, sardet_flat):
 def test_demo_runs_the_whole_chain(tmp_path):
     """The default target on the demo: dataset, tiny-model LoRA training with real swift sft,
     real ms-swift inference for all nine cells, scores, tables, figures, and the HTML report."""
-    snakemake(tmp_path, extra_config="demo: {seed: 3, images: {train: 12, test: 8}}")
+    demo = "demo: {seed: 3, images: {train: 12, test: 8}}\n"
+    snakemake(tmp_path, extra_config=demo)
     results = tmp_path / "results"
+
+    def records(path):
+        return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
     assert (results / "demo" / "SARDet_100K" / "Annotations" / "train.json").is_file()
     for model in ("tiny-qwen2-vl", "tiny-llava1.5"):
         adapter = orjson.loads((results / "models" / model / "adapter.json").read_bytes())
         assert adapter["global_step"] == 6 and (results / "models" / model / "loss.png").is_file()
         for cell in CELLS:
-            test_ids = [orjson.loads(line)["id"] for line in (results / "sarchat" / "test" / f"{cell}.jsonl").read_bytes().splitlines()]
-            predictions = [orjson.loads(line) for line in (results / "predictions" / model / f"{cell}.jsonl").read_bytes().splitlines()]
+            test_ids = [r["id"] for r in records(results / "sarchat" / "test" / f"{cell}.jsonl")]
+            predictions = records(results / "predictions" / model / f"{cell}.jsonl")
             assert [p["id"] for p in predictions] == test_ids
             score = orjson.loads((results / "scores" / model / f"{cell}.json").read_bytes())
             assert score["n_samples"] == len(test_ids)
@@ -169,9 +173,8 @@ def test_demo_runs_the_whole_chain(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert "table3.md" in html and "categories.png" in html and len(html) > 100_000
     # The adapter merges into full weights for backends that need them.
-    snakemake(tmp_path, "results/models/tiny-llava1.5/merged", extra_config="demo: {seed: 3, images: {train: 12, test: 8}}")
+    snakemake(tmp_path, "results/models/tiny-llava1.5/merged", extra_config=demo)
     assert (results / "models" / "tiny-llava1.5" / "merged" / "config.json").is_file()
-    demo = "demo: {seed: 3, images: {train: 12, test: 8}}\n"
     # How a job runs (logging and saving cadence, batch size, the model cache) reruns nothing;
     # what it makes (the learning rate) retrains that model and what reads its adapter.
     entry = "models: {tiny-llava1.5: {train: {%s}, infer: {%s}}}\n"  # merged over config.yaml's entry
@@ -242,6 +245,22 @@ def test_download_rule_places_a_local_archive(tmp_path, sardet_flat):
 def test_bad_config_is_rejected(tmp_path):
     result = snakemake(tmp_path, "-n", extra_config="dataset: {seed: x}", check=False)
     assert result.returncode != 0 and "On instance['dataset']['seed']" in result.stdout + result.stderr
+
+
+def test_nested_command_line_config_is_typed(tmp_path):
+    """Snakemake passes nested --config values as strings; the schema's types win."""
+    result = snakemake(tmp_path, "-n", "--config", "dataset={check_image_files: false, seed: 3}",
+                       "inference={samples_per_shard: 7}", check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = snakemake(tmp_path, "-n", "--config", "inference={samples_per_shard: seven}", check=False)
+    assert result.returncode != 0 and "'seven' is not of type 'integer'" in result.stdout + result.stderr
+
+
+def test_every_rule_says_what_it_does():
+    result = subprocess.run([*SNAKEMAKE, "--list-rules", "-s", str(REPO / "Snakefile")], cwd=REPO,
+                            capture_output=True, text=True, check=True)
+    rules = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(rules) > 20 and all(re.match(r"^\w+ \(.+\)$", line) for line in rules), rules
 
 
 def test_lint_is_clean(tmp_path):

@@ -199,7 +199,8 @@ def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolera
             rule = "excluded_category"
         else:
             bbox = ann.get("bbox")
-            box = coco_to_box(bbox, image.width, image.height, bbox_tolerance) if type(bbox) is list else "malformed bbox"
+            box = (coco_to_box(bbox, image.width, image.height, bbox_tolerance) if type(bbox) is list
+                   else "malformed bbox")
             if type(box) is str:
                 rule = _BBOX_REASON_RULE[box]
             elif (key := (image_id, name, box)) in seen:

@@ -36,7 +36,7 @@ def _encode(records) -> tuple[bytearray, int]:
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     data = bytearray()
     count = 0
-    for count, rec in enumerate(records, start=1):
+    for count, rec in enumerate(records, start=1):  # noqa: B007 - the count is what is wanted after it
         data += dumps(rec, option=newline)
     return data, count
 
@@ -51,7 +51,7 @@ def _write_records(path, records) -> int:
     start = time.perf_counter()
     with atomic_output(path, buffering=WRITE_BUFFER) as out:
         write = out.write
-        for count, rec in enumerate(records, start=1):
+        for count, rec in enumerate(records, start=1):  # noqa: B007 - the count is what is wanted after it
             write(dumps(rec, option=newline))
             if not count % PROGRESS_EVERY:
                 log.info("%s: %d records (%.1f s)", path, count, time.perf_counter() - start)

@@ -168,7 +168,8 @@ def cmd_tiny_model(args) -> None:
     enter(args.environment, f"tiny {args.architecture}")
     from .tiny_models import build
 
-    log.info("tiny %s model written to %s", args.architecture, build(args.architecture, args.out, args.corpus, args.seed))
+    folder = build(args.architecture, args.out, args.corpus, args.seed)
+    log.info("tiny %s model written to %s", args.architecture, folder)
 
 
 def _model_location(spec: dict, source_info: str | None) -> tuple[str, dict]:
@@ -201,7 +202,7 @@ def cmd_train(args) -> None:
     info = train(args.model, model_path=model_path, model_type=spec["model_type"], template=spec["template"],
                  dataset=args.dataset, work_dir=args.work_dir, sentinel=args.sentinel, settings=spec["settings"],
                  run_options=run["options"], gpus=spec["gpus"], made_from=made_from, cache_dir=run["cache_dir"],
-                 env=spec.get("env"), load=load)
+                 env=spec.get("env"), load=load, threads=run.get("threads"))
     log.info("%s: adapter %s (step %s)", args.model, info["adapter"], info["global_step"])
 
 
@@ -233,7 +234,8 @@ def cmd_infer(args) -> None:
     predict = swift_predictor(model_path, model_type=spec["model_type"], template=spec["template"],
                               adapters=[adapter["adapter"]] if adapter else None, backend=settings["backend"],
                               torch_dtype=settings["torch_dtype"], max_new_tokens=settings["max_new_tokens"],
-                              batch_size=options["batch_size"], engine_kwargs={**load, **settings.get("engine_kwargs", {})})
+                              batch_size=options["batch_size"],
+                              engine_kwargs={**load, **settings.get("engine_kwargs", {})})
     per_call = options["requests_per_call"] if settings["backend"] == "vllm" else options["batch_size"]
     summary = run_shard(records, predict, args.out, args.partial, batch_size=per_call, made_from=made_from)
     log.info("%s: %d records (%d predicted in this run, %.0f s)", args.out, summary["records"],
@@ -277,7 +279,8 @@ def cmd_envs(args) -> None:
             path.write_text(text)
             log.info("%s written", path)
         elif not path.is_file() or path.read_text() != text:
-            raise SystemExit(f"error: {path} does not match envs/{name}.txt; run `python -m sarchat_bench envs --write`")
+            raise SystemExit(f"error: {path} does not match envs/{name}.txt; "
+                             "run `python -m sarchat_bench envs --write`")
         else:
             print(f"{name:14} {len(environments.requirement_lines(name)):3} requirements  {path} up to date")
 

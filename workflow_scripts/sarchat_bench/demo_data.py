@@ -9,7 +9,6 @@ seed, so the same seed gives the same bytes.
 from __future__ import annotations
 
 import io
-
 from pathlib import Path
 
 import numpy as np

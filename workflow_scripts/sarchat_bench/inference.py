@@ -5,9 +5,10 @@ undeclared `.partial` file and fsync'ed after every call to the engine, so a kil
 at most the call in flight; on restart a truncated last line is cut off and ids already done are
 skipped. The partial file's first line is its manifest (workstate.py): the model, adapter,
 settings and records it was made from. A partial file made from anything else (a retrained
-adapter, changed settings, a regenerated test file) is discarded, never merged. Only when the shard is complete is its declared output written (atomically, in
-test-file order); Snakemake deletes the declared outputs of a failed job, never the partial
-file. A CUDA out-of-memory error halves the batch and carries on.
+adapter, changed settings, a regenerated test file) is discarded, never merged. Only when
+the shard is complete is its declared output written (atomically, in test-file order);
+Snakemake deletes the declared outputs of a failed job, never the partial file. A CUDA
+out-of-memory error halves the batch and carries on.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def run_shard(records: list[dict], predict: PredictFn, out_path, partial_path, *
     start = last = time.monotonic()
     with open(partial_path, "ab") as partial:
         if partial.tell() == 0:  # a new partial file starts with its manifest
-            partial.write(orjson.dumps({"made_from": made_from}, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE))
+            manifest = {"made_from": made_from}
+            partial.write(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE))
         i = 0
         while i < len(todo):
             batch = todo[i:i + batch_size]

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from . import __version__  # noqa: E402
 from .io import atomic_output, read_json, save_figure, write_csv  # noqa: E402
 from .stats import PAPER  # noqa: E402
 from .tasks import CELLS  # noqa: E402
@@ -96,7 +97,8 @@ def table3(scores: dict, registry: dict) -> tuple[pd.DataFrame, pd.DataFrame, di
     """(Table 3, task scores, Eq. 4 weights). Rows grouped by family, then by size."""
     rows, task_rows = [], []
     weights = None
-    order = sorted(scores, key=lambda m: (registry.get(m, {}).get("family", m), registry.get(m, {}).get("params_b", 0), m))
+    order = sorted(scores, key=lambda m: (registry.get(m, {}).get("family", m), registry.get(m, {}).get("params_b", 0),
+                                          m))
     for model in order:
         cells = scores[model]
         info = registry.get(model, {})
@@ -161,7 +163,7 @@ def write_tables(out_dir, scores: dict, registry: dict, tables: tuple | None = N
     """The tables of the report; `tables` is table3()'s result when the caller has it."""
     out_dir = Path(out_dir)
     table, tasks, weights = tables or table3(scores, registry)
-    note = weights_note(weights)
+    note = f"{weights_note(weights)} Made by SARChat-Bench {__version__}."
     write_csv(out_dir / "table3.csv", table)
     _write(out_dir / "table3.md", "# Table 3: SARChat-Bench results\n\n" + _markdown(table) + "\n" + note + "\n")
     latex = table.drop(columns=["Family"]).to_latex(index=False, float_format="%.2f", na_rep="--",
@@ -169,7 +171,8 @@ def write_tables(out_dir, scores: dict, registry: dict, tables: tuple | None = N
                                                     label="tab:sarchat-bench")
     _write(out_dir / "table3.tex", latex)
     write_csv(out_dir / "task_scores.csv", tasks)
-    _write(out_dir / "task_scores.md", "# Task scores (Eq. 5) and average (Eq. 4)\n\n" + _markdown(tasks) + "\n" + note + "\n")
+    _write(out_dir / "task_scores.md",
+           "# Task scores (Eq. 5) and average (Eq. 4)\n\n" + _markdown(tasks) + "\n" + note + "\n")
     ci = ci_table(scores)
     write_csv(out_dir / "table3_ci.csv", ci)
     _write(out_dir / "table3_ci.md", "# Confidence intervals and parse failures\n\n95 % percentile bootstrap over "
@@ -216,7 +219,8 @@ def per_category_figure(scores: dict, path) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(13, 3.8), sharey=True)
     for ax, (cell, metric, title) in zip(axes, panels):
         models = sorted(scores)
-        categories = sorted({c for m in models for c in scores[m].get(cell, {}).get("per_category", {}).get(metric, {})})
+        categories = sorted({c for m in models
+                             for c in scores[m].get(cell, {}).get("per_category", {}).get(metric, {})})
         width = 0.8 / max(len(models), 1)
         for i, model in enumerate(models):
             values = scores[model].get(cell, {}).get("per_category", {}).get(metric, {})

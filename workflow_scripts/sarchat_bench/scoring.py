@@ -16,6 +16,7 @@ from collections import defaultdict
 
 import orjson
 
+from . import __version__
 from . import parsing as p
 from .io import InputError, atomic_output, iter_jsonl
 from .metrics import match_boxes, multiset_tp, summarise, value_of
@@ -174,6 +175,7 @@ def score_cell(cell: str, test_path, predictions_path, *, model: str = "", coord
         with atomic_output(details_path) as out:
             for d in details:
                 out.write(orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE))
-    return {"model": model, "cell": cell, "coords": coords, "n_samples": n, "parse_failures": failures,
+    return {"version": __version__, "model": model, "cell": cell, "coords": coords, "n_samples": n,
+            "parse_failures": failures,
             "missing_predictions": missing, "extra_predictions": extra, "metrics": metrics,
             "per_category": breakdown, "bootstrap": {"resamples": 1000, "seed": seed, "level": 0.95}}

@@ -72,8 +72,13 @@ def bpe_tokenizer_json(texts, vocab_size: int, special: list[str], first_special
 def build_qwen2_vl(out: Path, texts, seed: int) -> None:
     import torch
     from tokenizers import Tokenizer
-    from transformers import (Qwen2TokenizerFast, Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor,
-                              Qwen2VLProcessor)
+    from transformers import (
+        Qwen2TokenizerFast,
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+    )
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
     tokenizer = Qwen2TokenizerFast(
@@ -102,8 +107,15 @@ def build_qwen2_vl(out: Path, texts, seed: int) -> None:
 def build_llava(out: Path, texts, seed: int) -> None:
     import torch
     from tokenizers import Tokenizer
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlamaTokenizerFast, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlamaTokenizerFast,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     tokenizer = LlamaTokenizerFast(
         tokenizer_object=Tokenizer.from_str(bpe_tokenizer_json(texts, 1024, LLAVA_SPECIAL, None)),

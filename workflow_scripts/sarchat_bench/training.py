@@ -48,6 +48,12 @@ def latest_checkpoint(work_dir: str | os.PathLike) -> Path | None:
     return max(found)[1] if found else None
 
 
+def is_final(checkpoint: Path) -> bool:
+    """Whether a checkpoint was saved at the end of its run (its step is the run's last)."""
+    state = orjson.loads((checkpoint / "trainer_state.json").read_bytes())
+    return bool(state.get("max_steps")) and state["global_step"] >= state["max_steps"]
+
+
 def _value(v) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
@@ -95,10 +101,15 @@ def cache_env(cache_dir: str | os.PathLike) -> dict:
     return {"HF_HOME": str(cache / "huggingface"), "MODELSCOPE_CACHE": str(cache / "modelscope")}
 
 
-def job_env(model: str, gpus: int, cache_dir: str | os.PathLike, extra: dict | None = None) -> dict:
+def job_env(model: str, gpus: int, cache_dir: str | os.PathLike, extra: dict | None = None,
+            threads: int | None = None) -> dict:
     """The environment of a model job: offline, reading the model cache, plus the entry's own
-    variables; several GPUs launch torchrun with a port of the model's own."""
+    variables; several GPUs launch torchrun with a port of the model's own. Each process's
+    torch threads are its share of the job's CPUs: torch would otherwise start one per core of
+    the node, whatever the job was given."""
     env = {**os.environ, **cache_env(cache_dir), **OFFLINE}
+    if threads:
+        env.setdefault("OMP_NUM_THREADS", str(max(1, threads // max(1, gpus))))
     env.update({k: str(v) for k, v in (extra or {}).items()})
     if gpus > 1:
         env["NPROC_PER_NODE"] = str(gpus)
@@ -155,7 +166,7 @@ def loss_curve(logging_jsonl: Path, out_png: Path, title: str) -> int:
 
 def train(model: str, *, model_path: str, model_type: str, template: str, dataset: str, work_dir, sentinel,
           settings: dict, run_options: dict, gpus: int, made_from: dict, cache_dir,
-          env: dict | None = None, load: dict | None = None) -> dict:
+          env: dict | None = None, load: dict | None = None, threads: int | None = None) -> dict:
     """Run (or resume) one model's LoRA training and write the sentinel naming the adapter.
 
     `settings` are the swift sft options that shape the weights; `run_options` (logging and
@@ -163,18 +174,20 @@ def train(model: str, *, model_path: str, model_type: str, template: str, datase
     whether the checkpoints in `work_dir` may be resumed."""
     work_dir = Path(work_dir)
     resume = latest_checkpoint(work_dir) if claim_folder(work_dir, made_from, model) else None
-    if resume:
-        log.info("%s: resuming from %s", model, resume)
-    else:
-        log.info("%s: training from step 0", model)
     cmd = sft_command(model_path=model_path, model_type=model_type, template=template, dataset=dataset,
                       work_dir=work_dir, settings={**settings, **run_options}, load=load,
                       resume_from=resume)
-    log.info("running: %s", shlex.join(cmd))
-    result = subprocess.run(cmd, env=job_env(model, gpus, cache_dir, env))
-    if result.returncode != 0:
-        raise TrainingError(f"{model}: swift sft failed with exit code {result.returncode} (its output is above); "
-                            f"rerun to resume from {latest_checkpoint(work_dir) or 'the start'}")
+    if resume and is_final(resume):
+        # A job killed after its last save: resuming would train one step more than asked
+        # (the trainer steps once before it checks max_steps) and call that the adapter.
+        log.info("%s: %s is the final checkpoint of this run; nothing left to train", model, resume)
+    else:
+        log.info("%s: resuming from %s" if resume else "%s: training from step 0", model, resume)
+        log.info("running: %s", shlex.join(cmd))
+        result = subprocess.run(cmd, env=job_env(model, gpus, cache_dir, env, threads))
+        if result.returncode != 0:
+            raise TrainingError(f"{model}: swift sft failed with exit code {result.returncode} (its output is "
+                                f"above); rerun to resume from {latest_checkpoint(work_dir) or 'the start'}")
     final = latest_checkpoint(work_dir)
     if final is None:
         raise RuntimeError(f"swift sft finished but left no checkpoint in {work_dir}")
