@@ -31,6 +31,16 @@ DOWNLOAD_ROOT = f"{RESULTS}/download/SARDet_100K"
 DATASET = config["dataset"]
 TRAIN_SPLITS = DATASET["train_splits"]
 TEST_SPLITS = DATASET["test_splits"]
+if set(TRAIN_SPLITS) & set(TEST_SPLITS):
+    raise WorkflowError(
+        f"dataset.train_splits {TRAIN_SPLITS} and test_splits {TEST_SPLITS} share "
+        f"{sorted(set(TRAIN_SPLITS) & set(TEST_SPLITS))}: the same images would train and test the models"
+    )
+if config["sardet_root"] and config["download"]["source"] == "none":
+    if not Path(config["sardet_root"], "Annotations").is_dir():
+        raise WorkflowError(
+            f"sardet_root {config['sardet_root']!r} is not a SARDet-100K folder (it has no Annotations/ folder)"
+        )
 SPLITS = list(dict.fromkeys(TRAIN_SPLITS + TEST_SPLITS))
 TASK_SETTINGS = DATASET.get("tasks", {})
 try:  # checked here: a broken template fails before any job

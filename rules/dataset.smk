@@ -58,7 +58,8 @@ rule annotations:
         root=lambda w, input: Path(input[0]).parents[1],
         categories=" ".join(DATASET["categories"]),
         tolerance=DATASET["bbox_tolerance"],
-        check_images="" if DATASET["check_image_files"] else "--no-check-images",
+        check_images=("--check-image-headers" if DATASET["check_image_headers"] else "")
+        + ("" if DATASET["check_image_files"] else " --no-check-images"),
     shell:
         "python -m sarchat_bench annotations --root {params.root:q} --split {wildcards.split}"
         " --out-table {output.table} --out-report {output.report} --categories {params.categories}"

@@ -69,10 +69,11 @@ rule score_cell:
     params:
         coords=lambda w: model_entry(w.model)["coords"],
         seed=config["scoring"]["seed"],
+        bad_responses=config["scoring"]["bad_responses"],
     shell:
         "python -m sarchat_bench score --cell {wildcards.cell} --test {input.test} --predictions {input.predictions}"
         " --out {output.scores} --details {output.details} --model {wildcards.model} --coords {params.coords}"
-        " --seed {params.seed} 2> {log}"
+        " --seed {params.seed} --bad-responses {params.bad_responses} 2> {log}"
 
 
 rule report:

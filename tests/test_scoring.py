@@ -181,7 +181,8 @@ def test_missing_and_duplicate_predictions(test_files, tmp_path):
 
 def test_truncated_prediction_line_is_an_error(test_files, tmp_path):
     path = tmp_path / "p.jsonl"
-    path.write_bytes(b'{"id": "a", "response": "x"}\n{"id": "b", "resp')
+    first, second = [r["id"] for r in iter_jsonl(test_files["classify"])][:2]
+    path.write_bytes(b'{"id": "%s", "response": "x"}\n{"id": "%s", "resp' % (first.encode(), second.encode()))
     with pytest.raises(InputError, match="line 2"):
         score_cell("classify", test_files["classify"], path)
 
@@ -200,3 +201,137 @@ def test_score_file_has_counts_and_intervals(test_files, tmp_path):
         m = result["metrics"][metric]
         assert {"value", "ci95", "n_samples", "tp", "fp", "fn"} <= set(m)
     assert orjson.loads((tmp_path / "d.jsonl").read_bytes().splitlines()[0])["units"]
+
+
+# ---- answers as models give them (issue: order-free relations, answer shapes) ----
+
+RELATION_TRUTH = {"width": W, "height": H, "instances": [{"category": "ship", "box": GT[0], "position": "x"},
+                                                          {"category": "harbor", "box": GT[1], "position": "y"}],
+                  "relations": [{"subject": "ship", "object": "harbor", "distance": "far from",
+                                 "direction": "to the upper left of"}]}
+
+
+@pytest.mark.parametrize("statement", ["The ship is far from the harbor, to the upper left of it.",
+                                       "The harbor is far from the ship, to the lower right of it."])
+def test_a_relation_and_its_converse_are_the_same_fact(statement):
+    units, _ = evaluate("grounding_multi", RELATION_TRUTH, "{<294><358><329><427>} " + statement)
+    assert units["abstract_position"] == (1, 0, 0)
+
+
+def test_a_converse_with_the_direction_not_inverted_is_wrong():
+    units, _ = evaluate("grounding_multi", RELATION_TRUTH,
+                        "{<1><1><5><5>} The harbor is far from the ship, to the upper left of it.")
+    assert units["abstract_position"] == (0, 1, 1)
+
+
+def test_relations_stated_on_an_image_without_any_are_false_positives():
+    truth = {**RELATION_TRUTH, "relations": []}
+    units, _ = evaluate("grounding_multi", truth, "{<1><1><5><5>} The ship is near the tank, above it.")
+    assert units["abstract_position"] == (0, 1, 0)
+    assert "abstract_position" not in evaluate("grounding_multi", truth, "{<1><1><5><5>}")[0]
+
+
+GROUND_TRUTH = {"width": W, "height": H, "relations": [],
+                "instances": [{"category": "ship", "box": GT[0], "position": "x"},
+                              {"category": "car", "box": GT[1], "position": "y"},
+                              {"category": "ship", "box": GT[2], "position": "z"}]}
+
+
+@pytest.mark.parametrize("family,answer,coords", [
+    ("ours", "There are 2 ships: one in the bottom center portion {<294><358><329><427>}, one in the middle left "
+             "portion {<27><199><78><261>}. There is a car in the bottom left portion {<61><448><122><503>}.", "pixel"),
+    ("Qwen2.5-VL JSON", '```json\n[{"bbox_2d": [294, 358, 329, 427], "label": "ship"}, {"bbox_2d": [61, 448, 122, '
+                        '503], "label": "car"}, {"bbox_2d": [27, 199, 78, 261], "label": "ship"}]\n```', "pixel"),
+    ("Qwen2-VL", "<|object_ref_start|>ship<|object_ref_end|><|box_start|>(574,699),(643,834)<|box_end|>"
+                 "<|object_ref_start|>car<|object_ref_end|><|box_start|>(119,875),(238,982)<|box_end|>"
+                 "<|object_ref_start|>ship<|object_ref_end|><|box_start|>(53,389),(152,510)<|box_end|>", "norm1000"),
+    ("InternVL", "<ref>ship</ref><box>[[574, 699, 643, 834]]</box>, <ref>car</ref><box>[[119, 875, 238, 982]]</box>"
+                 " and <ref>ship</ref><box>[[53, 389, 152, 510]]</box>", "norm1000"),
+    ("plain, label first", "ship [294, 358, 329, 427], car [61, 448, 122, 503], ship [27, 199, 78, 261]", "pixel"),
+    ("plain, label after", "[294, 358, 329, 427] a ship; [61, 448, 122, 503] a car; [27, 199, 78, 261] ship", "pixel"),
+])
+def test_box_labels_follow_each_familys_answer_structure(family, answer, coords):
+    """Before, each JSON box took the previous object's label: perfect answers scored 44-51."""
+    units, parsed = evaluate("grounding_multi", GROUND_TRUTH, answer, coords)
+    assert parsed and units["box_category_iou50"] == (3, 0, 0), family
+
+
+COUNT_TRUTH = {"width": W, "height": H, "category": "ship", "count": 4, "boxes": GT}
+
+
+@pytest.mark.parametrize("answer,count", [
+    ("I first notice 1 ship near the top. Looking again, more appear. Final answer: There are 4 instances.", 4),
+    ("Let me count: 1 ship on the left, 2 ships in the middle... In total there are 4 ships.", 4),
+    ("There are 4 ships and 1 harbor in the image.", 4),
+    ("Answer: 4", 4),
+    ("There are 4 instances. {<291><355><320><428>}{<205><195><226><293>}{<12><203><78><263>}{<49><453><120><501>}", 4),
+])
+def test_the_stated_final_count_is_scored(answer, count):
+    from sarchat_bench import parsing
+
+    assert parsing.find_count(answer, "ship") == count
+    assert evaluate("count", COUNT_TRUTH, answer)[0]["only_count"] == (1, 0, 0)
+
+
+IDENTIFY_TRUTH = {"width": W, "height": H, "category": "ship", "position": "top left", "size": "small",
+                  "shape": "wide", "box": GT[0]}
+
+
+@pytest.mark.parametrize("answer,right", [
+    ("At first it looks like a car, but it is a ship in the top left.", True),
+    ("It is not a tank; it is a ship.", True),
+    ("It is a ship, not a tank.", True),
+    ("Reasoning: the bright shape could be a car or a tank. Final answer: ship", True),
+    ("This is a small ship located in the top left portion of the image. It appears to be wide in shape.", True),
+    ("It is not a ship.", False),
+])
+def test_identification_reads_the_answer_not_the_reasoning(answer, right):
+    assert (evaluate("identify_single", IDENTIFY_TRUTH, answer)[0]["category"] == (1, 0, 0)) is right
+
+
+CLASSIFY_TRUTH = {"width": W, "height": H, "categories": ["harbor", "ship"]}
+
+
+@pytest.mark.parametrize("answer,right", [
+    ("The candidates are ship, aircraft, car, tank, bridge and harbor. The image contains ship and harbor.", True),
+    ("Options: ship, aircraft, car, tank, bridge, harbor. Answer: ship and harbor", True),
+    ("It shows ships and a harbor, not a tank.", True),
+    ("The image contains ship and harbor.", True),
+    ("The candidates are ship, aircraft, car, tank, bridge and harbor.", False),
+])
+def test_classification_reads_the_answer_not_the_candidates(answer, right):
+    assert (evaluate("classify", CLASSIFY_TRUTH, answer)[0]["category"] == (1, 0, 0)) is right
+
+
+# ---- bad prediction files stop scoring, loudly ----
+
+def write_lines(path, lines):
+    path.write_text("".join(orjson.dumps(line).decode() + "\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda ids: [{"id": i, "prediction": "x"} for i in ids],
+     r"line 1 \(id .*\): no 'response' \(keys: id, prediction\)"),
+    (lambda ids: [{"id": i, "response": 3} for i in ids], r"line 1 \(id .*\): response is int, not text"),
+    (lambda ids: [{"id": i, "response": None} for i in ids], r"response is NoneType, not text"),
+    (lambda ids: [{"id": i, "response": ["a"]} for i in ids], r"response is list, not text"),
+    (lambda ids: [], r"no predictions: the file is empty"),
+    (lambda ids: [{"id": "count-test-1-ship", "response": "x"}],
+     r"line 1 \(id count-test-1-ship\): id is not in the cell's test file \(is this the predictions file of"),
+])
+def test_a_bad_predictions_file_is_a_one_line_error(test_files, tmp_path, make, message):
+    ids = [r["id"] for r in iter_jsonl(test_files["refer_single"])]
+    path = write_lines(tmp_path / "bad.jsonl", make(ids))
+    with pytest.raises(InputError, match=message) as err:
+        score_cell("refer_single", test_files["refer_single"], path)
+    assert err.value.path == str(path) and "\n" not in str(err.value)
+
+
+def test_non_text_responses_can_be_counted_as_parse_failures(test_files, tmp_path):
+    records = list(iter_jsonl(test_files["refer_single"]))
+    lines = [{"id": r["id"], "response": r["messages"][1]["content"]} for r in records]
+    lines[0]["response"] = 7
+    result = score_cell("refer_single", test_files["refer_single"], write_lines(tmp_path / "p.jsonl", lines),
+                        bad_responses="failure")
+    assert result["responses_not_text"] == 1 and result["parse_failures"] == 1

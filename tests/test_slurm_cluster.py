@@ -76,10 +76,14 @@ def files_under(root: Path) -> dict[str, bytes]:
 
 
 def test_build_dataset_through_the_cluster_matches_a_local_build(cluster, tmp_path):
+    from sarchat_bench.demo_data import generate
+
+    sardet = tmp_path / "SARDet_100K"  # one dataset folder: the records name its images by absolute path
+    generate(sardet, seed=4, images_per_split={"train": 10, "test": 6})
     local, remote = tmp_path / "local", tmp_path / "cluster"
     local.mkdir(), remote.mkdir()
-    snakemake(local, "build_dataset", extra_config=DEMO)
-    result = through_profile(remote, "build_dataset")
+    snakemake(local, "build_dataset", "--config", f"sardet_root={sardet}")
+    result = through_profile(remote, "build_dataset", extra=f"sardet_root: {sardet}\n")
     assert files_under(remote / "results" / "sarchat") == files_under(local / "results" / "sarchat")
     # Seconds-long steps run on the submit host, never as a queue of cluster jobs.
     assert "localrule train_mix:" in result.stderr and "localrule annotations:" in result.stderr

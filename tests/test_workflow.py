@@ -60,7 +60,7 @@ def built(tmp_path_factory, sardet_flat):
     return workdir
 
 
-def test_build_dataset_on_a_sardet_layout_folder(built):
+def test_build_dataset_on_a_sardet_layout_folder(built, sardet_flat):
     sarchat = built / "results" / "sarchat"
     for cell in CELLS:
         assert (sarchat / "test" / f"{cell}.jsonl").stat().st_size > 0, cell
@@ -68,6 +68,9 @@ def test_build_dataset_on_a_sardet_layout_folder(built):
     assert {r["task"] for r in mix} == set(TASKS)
     # Decision D1: SARDet-100K's train split builds the mix, its test split the test files.
     assert all("-train-" in r["id"] for r in mix)
+    # Image paths are absolute, inside the dataset folder: any job can open them from anywhere.
+    root = sardet_flat.resolve()
+    assert all(Path(p).is_absolute() and Path(p).is_relative_to(root) for r in mix for p in r["images"])
     for cell in CELLS:
         lines = (sarchat / "test" / f"{cell}.jsonl").read_bytes().splitlines()
         assert all("-test-" in orjson.loads(line)["id"] for line in lines)
@@ -110,6 +113,16 @@ def test_rerun_is_a_no_op_and_only_changed_tasks_rerun(built, sardet_flat):
     # trains on all of it) and what reads them; no other test file.
     assert changed.get("train_mix") == 1 and changed.get("test_identify") == 1
     assert "annotations" not in changed and "test_count" not in changed
+
+
+def test_another_sardet_root_rebuilds(built, sardet_flat, tmp_path):
+    """The dataset folder is what the build depends on: another one reruns it."""
+    import shutil
+
+    other = tmp_path / "SARDet_100K"
+    shutil.copytree(sardet_flat, other)
+    changed = planned_rules(built, "build_dataset", "--config", f"sardet_root={other}")
+    assert changed.get("annotations") == 2 and changed.get("train_mix") == 1
 
 
 def test_editing_one_tasks_templates_reruns_only_its_files(tmp_path, sardet_flat):

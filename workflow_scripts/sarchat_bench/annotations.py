@@ -1,8 +1,11 @@
 """Read SARDet-100K COCO annotations, validate them and apply the global filters.
 
-Structural corruption (unreadable JSON, missing keys, wrong types, duplicated image ids) is an
-`InputError` naming the file and record. Data-quality problems are counted skips: each rule
-below removes boxes or images, and the filter report says how many and gives examples.
+Structural corruption (unreadable JSON, missing keys, wrong types, duplicated image ids, one
+category id with two names, one annotation id with two different contents) is an `InputError`
+naming the file and record. Data-quality problems are counted skips: each rule below removes
+boxes or images, and the filter report says how many and gives examples. Image paths in the
+box table are absolute and inside the dataset root, so that every job can open them from
+wherever it runs, and none reads outside the dataset.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterator, NoReturn
 
 import orjson
@@ -31,8 +34,12 @@ SKIP_RULES = {
     "malformed_bbox": "bbox is not four finite numbers (annotation dropped)",
     "degenerate_bbox": "bbox has non-positive width or height, or rounds to under one pixel (dropped)",
     "outside_image": "bbox extends beyond the image by more than the tolerance (§3.2(2); dropped)",
-    "duplicate_annotation": "same image, category and box as an earlier annotation (dropped)",
+    "duplicate_annotation": "same image, category and box as an earlier annotation, or the same id and content "
+                            "again (dropped)",
+    "outside_root": "file_name points outside the dataset folder (absolute, '..', or a link out; image dropped)",
     "missing_image_file": "image file not found under JPEGImages/ (image and its boxes dropped)",
+    "unreadable_image": "image file is empty, truncated or not an image (image dropped)",
+    "image_size_mismatch": "the image's pixel size differs from the annotation's width and height (image dropped)",
     "empty_image": "image has no usable box left (image dropped)",
 }
 _BBOX_REASON_RULE = {
@@ -121,28 +128,74 @@ def _image_dirs(root: Path, split: str) -> tuple[Path, Path]:
     return root / "JPEGImages" / split, root / "JPEGImages"
 
 
-def _file_names(folder: Path) -> set[str]:
-    """Names of the files in `folder` (one directory listing beats a stat per image)."""
+def _file_names(folder: Path) -> tuple[set[str], set[str]]:
+    """Names of the files in `folder`, and of those among them that are symbolic links (one
+    directory listing beats a stat per image)."""
     try:
         with os.scandir(folder) as entries:
-            return {e.name for e in entries if e.is_file()}
+            files = [(e.name, e.is_symlink()) for e in entries if e.is_file()]
     except (FileNotFoundError, NotADirectoryError):
-        return set()
+        return set(), set()
+    return {name for name, _ in files}, {name for name, link in files if link}
+
+
+def _readable(images: list[Image], report: FilterReport) -> list[Image]:
+    """The images whose files pass image_problem (read in threads: the work is file I/O)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        problems = list(pool.map(lambda im: image_problem(im.path, im.width, im.height), images))
+    kept = []
+    for image, problem in zip(images, problems, strict=True):
+        if problem:
+            report.skip(problem, f"image id {image.image_id} ({image.path})")
+        else:
+            kept.append(image)
+    return kept
 
 
 def load_split(root: str | os.PathLike, split: str, categories: tuple[str, ...] = CATEGORIES,
-               bbox_tolerance: float = 1.0, check_image_files: bool = True) -> tuple[list[Image], FilterReport]:
+               bbox_tolerance: float = 1.0, check_image_files: bool = True,
+               check_image_headers: bool = False) -> tuple[list[Image], FilterReport]:
     """Load `Annotations/<split>.json` below `root`; return usable images and the report.
 
     Images keep their COCO order sorted by id and instances their annotation id order, so the
-    output is independent of how the source file happens to be ordered.
+    output is independent of how the source file happens to be ordered. With
+    `check_image_headers`, each image file's header is read (its size compared with the
+    annotation's) and its end checked for truncation.
     """
     with gc_paused():
-        return _load_split(Path(root), split, categories, bbox_tolerance, check_image_files)
+        return _load_split(Path(root).resolve(), split, categories, bbox_tolerance, check_image_files,
+                           check_image_headers)
+
+
+def _outside(name: str) -> bool:
+    pure = PurePosixPath(name)
+    return pure.is_absolute() or ".." in pure.parts
+
+
+def image_problem(path: str, width: int, height: int) -> str | None:
+    """The skip rule an image file breaks, if any: cheap checks only (the header and the end)."""
+    from PIL import Image as PILImage
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+            if not head:
+                return "unreadable_image"
+            handle.seek(-min(1024, os.fstat(handle.fileno()).st_size), os.SEEK_END)
+            tail = handle.read()
+        if head.startswith(b"\xff\xd8") and b"\xff\xd9" not in tail:
+            return "unreadable_image"  # a JPEG cut short: its end-of-image marker is missing
+        with PILImage.open(path) as image:
+            size = image.size
+    except (OSError, SyntaxError, ValueError):
+        return "unreadable_image"
+    return None if size == (width, height) else "image_size_mismatch"
 
 
 def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolerance: float,
-                check_image_files: bool) -> tuple[list[Image], FilterReport]:
+                check_image_files: bool, check_image_headers: bool) -> tuple[list[Image], FilterReport]:
     path = root / "Annotations" / f"{split}.json"
     if not path.is_file():
         raise InputError(path, "annotation file not found (expected the SARDet-100K layout "
@@ -162,6 +215,9 @@ def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolera
             raise InputError(path, "category is not an object", record)
         cat_id = _require(path, cat, "id", int, record)
         name = _require(path, cat, "name", str, record).strip().lower()
+        if category_names.get(cat_id, name) != name:
+            raise InputError(path, f"category id {cat_id} is named both {category_names[cat_id]!r} and {name!r}",
+                             record)
         category_names[cat_id] = name
     wanted = set(categories)
 
@@ -182,6 +238,7 @@ def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolera
         images[image_id] = Image(image_id, split, file_name, width, height)
 
     seen: set[tuple] = set()
+    by_id: dict[int, tuple[int, dict]] = {}  # annotation id -> (index, the record)
     for i, ann in enumerate(raw_anns):
         try:
             ann_id, image_id, cat_id = ann["id"], ann["image_id"], ann["category_id"]
@@ -189,6 +246,12 @@ def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolera
                 raise TypeError
         except (TypeError, KeyError):
             _reject(path, "annotations", i, ann, (("image_id", int), ("category_id", int)))
+        if (first := by_id.setdefault(ann_id, (i, ann))) is not None and first[0] != i:
+            if first[1] != ann:
+                raise InputError(path, f"annotation id {ann_id} is used again with other content (first at "
+                                       f"annotations[{first[0]}])", f"annotations[{i}]")
+            report.skip("duplicate_annotation", f"annotations[{i}] (id {ann_id})")
+            continue
         image = images.get(image_id)
         name = category_names.get(cat_id)
         if image is None:
@@ -212,26 +275,35 @@ def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolera
         report.skip(rule, f"annotations[{i}] (id {ann_id})")
 
     kept: list[Image] = []
-    primary_names = _file_names(primary_dir) if check_image_files else set()
-    flat_names = _file_names(flat_dir) if check_image_files else set()
+    primary_names, primary_links = _file_names(primary_dir) if check_image_files else (set(), set())
+    flat_names, flat_links = _file_names(flat_dir) if check_image_files else (set(), set())
     primary_prefix, flat_prefix = f"{primary_dir}{os.sep}", f"{flat_dir}{os.sep}"
     for image_id in sorted(images):
         image = images[image_id]
         name = image.path
+        if _outside(name):
+            report.skip("outside_root", f"image id {image_id} ({name})")
+            continue
+        link = False
         if not check_image_files or name in primary_names:
-            image.path = primary_prefix + name
+            image.path, link = primary_prefix + name, name in primary_links
         elif name in flat_names:
-            image.path = flat_prefix + name
+            image.path, link = flat_prefix + name, name in flat_links
         elif found := next((d / name for d in (primary_dir, flat_dir) if (d / name).is_file()), None):
-            image.path = str(found)  # file_name has a subfolder, so the listings do not hold it
+            image.path, link = str(found), True  # file_name has a subfolder: the listings do not hold it
         else:
             report.skip("missing_image_file", f"image id {image_id} ({name})")
+            continue
+        if link and not Path(image.path).resolve().is_relative_to(root):
+            report.skip("outside_root", f"image id {image_id} ({name} -> {Path(image.path).resolve()})")
             continue
         if not image.instances:
             report.skip("empty_image", f"image id {image_id} ({name})")
             continue
         image.instances.sort(key=lambda inst: inst.ann_id)
         kept.append(image)
+    if check_image_headers:
+        kept = _readable(kept, report)
 
     report.images_out = len(kept)
     report.boxes_by_category = Counter(inst.category for im in kept for inst in im.instances)

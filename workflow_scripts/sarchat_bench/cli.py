@@ -63,7 +63,8 @@ def cmd_annotations(args) -> None:
     from .annotations import load_split, write_boxes
 
     images, report = load_split(args.root, args.split, categories=tuple(args.categories),
-                                bbox_tolerance=args.bbox_tolerance, check_image_files=not args.no_check_images)
+                                bbox_tolerance=args.bbox_tolerance, check_image_files=not args.no_check_images,
+                                check_image_headers=args.check_image_headers)
     write_boxes(args.out_table, images)
     write_json(args.out_report, report.as_dict())
     log.info("%s: kept %d of %d images and %d of %d boxes", args.split, report.images_out, report.images_in,
@@ -144,7 +145,7 @@ def cmd_score(args) -> None:
     from .scoring import score_cell
 
     result = score_cell(args.cell, args.test, args.predictions, model=args.model, coords=args.coords, seed=args.seed,
-                        details_path=args.details)
+                        details_path=args.details, bad_responses=args.bad_responses)
     write_json(args.out, result)
     values = ", ".join(f"{m} {v['value'] if v['value'] is not None else '-'}" for m, v in result["metrics"].items())
     log.info("%s %s: %d samples, %d parse failures; %s", args.model, args.cell, result["n_samples"],
@@ -346,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--categories", nargs="+", default=["ship", "aircraft", "car", "tank", "bridge", "harbor"])
     p.add_argument("--bbox-tolerance", type=float, default=1.0, help="pixels a box may overhang the image")
     p.add_argument("--no-check-images", action="store_true", help="do not require the image files to exist")
+    p.add_argument("--check-image-headers", action="store_true",
+                   help="read each image's header: skip empty, truncated, unreadable or mis-sized files")
 
     p = add("train-mix", cmd_train_mix, "generate the training mix: every task's records, in one file")
     p.add_argument("--out", required=True)
@@ -386,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coords", choices=["pixel", "norm1000"], default="pixel",
                    help="coordinate convention of the model's boxes")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--bad-responses", choices=["error", "failure"], default="error",
+                   help="a response that is not text: an error, or a counted parse failure")
 
     p = add("report", cmd_report, "Table 3 (md/csv/tex), task scores, CIs, paper comparison and figures")
     p.add_argument("--tables-dir", required=True)
@@ -454,9 +459,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def die_with_parent() -> None:
+    """Be killed when the process that started this one dies (Linux): a job whose shell was
+    killed must not go on and rename its outputs into place after Snakemake saw it fail."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the job's own process group handling applies
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    die_with_parent()
     # Our own handler: ms-swift and transformers reconfigure the root logger when imported.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))

@@ -15,13 +15,17 @@ import shutil
 import tarfile
 import time
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from .io import InputError
-from .workstate import file_digest
+from .workstate import claim_folder, file_digest
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+# Extraction stops beyond this many bytes: SARDet-100K unpacks to about 20 GB, an archive
+# bomb to whatever it likes (config download.max_extract_gb).
+DEFAULT_MAX_EXTRACT_GB = 200
 
 
 def verify_sha256(path: str | os.PathLike, expected: str | None) -> None:
@@ -108,31 +112,57 @@ def _check_member(name: str, dest: Path, archive) -> Path:
     return target
 
 
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """Extract a .zip or tar archive, refusing members that would land outside `dest`
-    (absolute paths, "..", and links pointing out)."""
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike,
+                 max_bytes: float = DEFAULT_MAX_EXTRACT_GB * 1e9) -> None:
+    """Extract a .zip or tar archive into an empty `dest`, refusing members that would land
+    outside it (absolute paths, "..", and links pointing out) and archives that unpack to more
+    than `max_bytes`. Whatever a refused or broken archive left in `dest` is removed, so that
+    it can never pass for a dataset."""
     archive, dest = Path(archive), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                _check_member(info.filename, dest, archive)
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                    raise InputError(archive, f"member is a symbolic link: {info.filename!r}")
-            zf.extractall(dest)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tf:
-            for member in tf.getmembers():
-                _check_member(member.name, dest, archive)
-                if member.issym() or member.islnk():
-                    _check_member(str(PurePosixPath(member.name).parent / member.linkname)
-                                  if member.issym() else member.linkname, dest, archive)
-            try:
-                tf.extractall(dest, filter="data")
-            except tarfile.FilterError as err:
-                raise InputError(archive, f"unsafe member refused: {err}") from None
-    else:
-        raise InputError(archive, "not a zip or tar archive")
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    try:
+        _extract(archive, dest, max_bytes)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+
+
+def _too_big(archive: Path, total: float, max_bytes: float) -> None:
+    if total > max_bytes:
+        raise InputError(archive, f"unpacks to {total / 1e9:.1f} GB, more than the limit of {max_bytes / 1e9:g} GB "
+                                  "(download.max_extract_gb)")
+
+
+def _extract(archive: Path, dest: Path, max_bytes: float) -> None:
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                infos = zf.infolist()
+                for info in infos:
+                    _check_member(info.filename, dest, archive)
+                    if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                        raise InputError(archive, f"member is a symbolic link: {info.filename!r}")
+                _too_big(archive, sum(i.file_size for i in infos), max_bytes)
+                zf.extractall(dest)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tf:
+                members = tf.getmembers()
+                for member in members:
+                    _check_member(member.name, dest, archive)
+                    if member.issym() or member.islnk():
+                        _check_member(str(PurePosixPath(member.name).parent / member.linkname)
+                                      if member.issym() else member.linkname, dest, archive)
+                _too_big(archive, sum(m.size for m in members), max_bytes)
+                try:
+                    tf.extractall(dest, filter="data")
+                except tarfile.FilterError as err:
+                    raise InputError(archive, f"unsafe member refused: {err}") from None
+        else:
+            raise InputError(archive, "not a zip or tar archive")
+    except (EOFError, tarfile.TarError, zipfile.BadZipFile, zlib.error) as err:
+        raise InputError(archive, f"archive is damaged or truncated ({type(err).__name__}: {err})") from None
 
 
 def locate_root(folder: str | os.PathLike) -> Path:
@@ -156,27 +186,46 @@ def place(root: Path, target: str | os.PathLike) -> Path:
 
 
 def fetch(settings: dict, target: str | os.PathLike, work: str | os.PathLike) -> Path:
-    """Run the configured download; returns `target`, now in the SARDet-100K layout."""
+    """Run the configured download; returns `target`, now in the SARDet-100K layout.
+
+    Partial downloads in `work` are resumed only if they were made for the same source
+    (workstate.claim_folder); extraction always starts from an empty folder."""
     work = Path(work)
     source = settings["source"]
+    max_bytes = settings.get("max_extract_gb", DEFAULT_MAX_EXTRACT_GB) * 1e9
+    unpacked = work / "unpacked"
     if source in ("huggingface", "modelscope"):
-        snapshot = fetch_hub(source, settings["repo_id"], settings["revision"], work / "snapshot")
+        snapshot = work / "snapshot"
+        claim_folder(snapshot, {k: settings.get(k) for k in ("source", "repo_id", "revision")}, "download")
+        snapshot = fetch_hub(source, settings["repo_id"], settings["revision"], snapshot)
         archives = sorted(p for p in snapshot.rglob("*") if p.suffix in (".zip", ".tar", ".gz", ".tgz"))
-        unpacked = work / "unpacked"
+        if unpacked.exists():
+            shutil.rmtree(unpacked)
         for arc in archives:
-            safe_extract(arc, unpacked)
+            _extract_into(arc, unpacked, max_bytes)
         root = locate_root(unpacked if archives else snapshot)
     elif source in ("url", "archive"):
         if source == "url":
-            archive = fetch_url(settings["url"], work / Path(settings["url"].split("?")[0]).name,
+            downloads = work / "download"
+            claim_folder(downloads, {k: settings.get(k) for k in ("url", "sha256")}, "download")
+            archive = fetch_url(settings["url"], downloads / Path(settings["url"].split("?")[0]).name,
                                 sha256=settings.get("sha256"), token_env=settings.get("token_env"))
         else:
             archive = Path(settings["archive"])
             if not archive.is_file():
                 raise InputError(archive, "archive not found")
             verify_sha256(archive, settings.get("sha256"))
-        safe_extract(archive, work / "unpacked")
-        root = locate_root(work / "unpacked")
+        safe_extract(archive, unpacked, max_bytes)
+        root = locate_root(unpacked)
     else:
         raise ValueError(f"download.source {source!r} is not one of huggingface, modelscope, url, archive")
     return place(root, target)
+
+
+def _extract_into(archive: Path, folder: Path, max_bytes: float) -> None:
+    """Several archives of one snapshot, each extracted on its own, then merged into `folder`."""
+    part = folder.with_name(f"{folder.name}.{archive.name}")
+    safe_extract(archive, part, max_bytes)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(part, folder, dirs_exist_ok=True)
+    shutil.rmtree(part)

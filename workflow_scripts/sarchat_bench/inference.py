@@ -209,8 +209,26 @@ def swift_predictor(model: str, *, model_type: str, template: str, adapters: lis
     config = RequestConfig(max_tokens=max_new_tokens, temperature=0)
 
     def predict(batch: Sequence[dict]) -> list[str]:
-        requests = [InferRequest(messages=[rec["messages"][0]], images=list(rec["images"])) for rec in batch]
-        responses = engine.infer(requests, config, use_tqdm=False)
-        return [r.choices[0].message.content or "" for r in responses]
+        answers = [""] * len(batch)
+        good = [i for i, rec in enumerate(batch) if images_readable(rec)]
+        requests = [InferRequest(messages=[batch[i]["messages"][0]], images=list(batch[i]["images"])) for i in good]
+        for i, response in zip(good, engine.infer(requests, config, use_tqdm=False) if requests else [], strict=True):
+            answers[i] = response.choices[0].message.content or ""
+        return answers
 
     return predict
+
+
+def images_readable(record: dict) -> bool:
+    """Whether every image of a record decodes. One that does not gets an empty answer (a
+    failure the scorer counts) and a log line naming the file, instead of failing the shard."""
+    from PIL import Image
+
+    for path in record["images"]:
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except (OSError, SyntaxError, ValueError) as err:
+            log.warning("%s: cannot read image %s (%s); its answer is left empty", record["id"], path, err)
+            return False
+    return True

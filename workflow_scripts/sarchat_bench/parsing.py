@@ -7,6 +7,11 @@ are the other common formats read: [x1, y1, x2, y2] (also inside <box>[[...]]</b
 original image unless the model's `coords` setting says "norm1000" (0-1000 normalised, the
 convention of base Qwen2-VL/InternVL answers); the scale is never guessed from magnitudes.
 Corners are reordered, and boxes are clipped to the image.
+
+Answers that reason before they answer are read from their answer: the text after the last
+"Final answer:" / "Answer:" (or "the answer is"), and within it the last clause that has the
+task's answer shape (docs/scoring.md, "Parsing model output"). A category preceded by a
+negation ("not a tank") does not count as named.
 """
 
 from __future__ import annotations
@@ -53,6 +58,16 @@ _NUMBER_WORDS = {w: i for i, w in enumerate(
 COUNT_RE = re.compile(r"\b(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(?:instances?|targets?|objects?|"
                       + "|".join(_CATEGORY_OF) + r")\b", re.I)
 FIRST_NUMBER_RE = re.compile(r"\b(\d+|" + "|".join(_NUMBER_WORDS) + r")\b", re.I)
+FINAL_RE = re.compile(r"\b(?:final\s+answer|answer)\s*(?::|is\b)", re.I)
+# Clauses: sentences, and the parts of a sentence around a contrast ("looks like a car, but it is a ship").
+CLAUSE_RE = re.compile(r"[.;!?\n]+|\bbut\b|\bhowever\b", re.I)
+NEGATION_RE = re.compile(r"\b(?:not|no|never|without|isn't|aren't|neither|nor)\s+(?:(?:a|an|the|any)\s+)?$", re.I)
+MAX_DIGITS = 18  # a longer number is no count of anything (and int() refuses beyond 4,300 digits)
+# (subject, object, distance, direction) and its converse are one fact.
+INVERSE_DIRECTION = {"to the left of": "to the right of", "to the right of": "to the left of", "above": "below",
+                     "below": "above", "to the upper left of": "to the lower right of",
+                     "to the lower right of": "to the upper left of", "to the upper right of": "to the lower left of",
+                     "to the lower left of": "to the upper right of"}
 RELATION_RE = re.compile(
     r"\bthe (\w+) is (near|close to|far from) the (\w+)\s*,?\s*(" + "|".join(re.escape(d) for d in DIRECTIONS)
     + r") (?:it|them|the \w+)", re.I)
@@ -62,7 +77,20 @@ def clean(text) -> str:
     """Normalise any answer to a bounded, NFKC-normalised string ('' for non-strings)."""
     if not isinstance(text, str):
         return ""
-    return unicodedata.normalize("NFKC", text[:MAX_CHARS])
+    text = text[:MAX_CHARS]
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)  # NFKC leaves ASCII as it is
+
+
+def answer_region(text: str) -> str:
+    """The part of an answer that answers: after its last "Final answer:" / "Answer:" marker,
+    or all of it."""
+    text = clean(text)
+    markers = list(FINAL_RE.finditer(text))
+    return text[markers[-1].end():] if markers else text
+
+
+def clauses(text: str) -> list[str]:
+    return [c for c in CLAUSE_RE.split(text) if c.strip()]
 
 
 def _to_box(values, width: int, height: int, coords: str):
@@ -94,6 +122,60 @@ def box_spans(text: str, width: int, height: int, coords: str = "pixel"):
     return out
 
 
+JSON_OBJECT_RE = re.compile(r"\{[^{}]*\}")
+JSON_BOX_KEYS, JSON_LABEL_KEYS = ("bbox_2d", "bbox", "box"), ("label", "category", "name")
+
+
+def json_boxes(text: str, width: int, height: int, coords: str = "pixel"):
+    """(box, category or None) of each JSON object with a box of its own, as Qwen2.5-VL answers
+    grounding questions: {"bbox_2d": [x1, y1, x2, y2], "label": "ship"}. Its label is its own,
+    whatever comes before or after it."""
+    import orjson
+
+    out = []
+    for m in JSON_OBJECT_RE.finditer(clean(text)):
+        try:
+            obj = orjson.loads(m.group(0))
+        except orjson.JSONDecodeError:
+            continue
+        values = next((obj[k] for k in JSON_BOX_KEYS if k in obj), None) if isinstance(obj, dict) else None
+        if not (isinstance(values, list) and len(values) == 4):
+            continue
+        box = _to_box(values, width, height, coords)
+        label = next((obj[k] for k in JSON_LABEL_KEYS if isinstance(obj.get(k), str)), "")
+        named = category_spans(label)
+        if box is not None:
+            out.append((box, named[0][1] if named else None))
+        if len(out) == MAX_BOXES:
+            break
+    return out
+
+
+def labelled_boxes(text: str, width: int, height: int, coords: str = "pixel"):
+    """Boxes with the category each belongs to, bound by the answer's structure: a JSON object's
+    own label; otherwise the category named before the box (our format, InternVL's
+    <ref>ship</ref><box>, Qwen2-VL's object_ref tokens: the last one since the previous box,
+    or the one before that), or, in answers that name a category only after their first box,
+    the category named right after it."""
+    if found := json_boxes(text, width, height, coords):
+        return [box for box, _ in found], [label for _, label in found]
+    spans = box_spans(text, width, height, coords)
+    cats = category_spans(text)
+    if not spans:
+        return [], []
+    label_after = not any(pos < spans[0][0] for pos, _ in cats)
+    labels = []
+    for i, (start, _) in enumerate(spans):
+        if label_after:
+            end = spans[i + 1][0] if i + 1 < len(spans) else len(clean(text))
+            after = [c for pos, c in cats if start < pos < end]
+            labels.append(after[0] if after else None)
+        else:
+            before = [c for pos, c in cats if pos < start]
+            labels.append(before[-1] if before else None)
+    return [box for _, box in spans], labels
+
+
 def find_boxes(text: str, width: int, height: int, coords: str = "pixel") -> list[tuple[float, float, float, float]]:
     """Boxes in order of appearance."""
     return [box for _, box in box_spans(text, width, height, coords)]
@@ -112,6 +194,17 @@ def category_spans(text: str):
 def find_categories(text: str) -> list[str]:
     """Category mentions in order."""
     return [category for _, category in category_spans(text)]
+
+
+def named_categories(text: str) -> list[str]:
+    """Categories the answer names as its answer: the ones, in order, of the last clause of its
+    answer region that names any, leaving out negated mentions ("not a tank")."""
+    for clause in reversed(clauses(answer_region(text))):
+        named = [category for start, category in category_spans(clause)
+                 if not NEGATION_RE.search(clause[:start])]
+        if named:
+            return named
+    return []
 
 
 def _position(m: re.Match) -> str:
@@ -146,30 +239,45 @@ def find_shape(text: str) -> str | None:
     return "roughly square" if "square" in word else word
 
 
-def find_count(text: str) -> int | None:
-    """The count an answer states: "There are 4 instances", "three ships"; else the first
-    number outside any box; None if there is none."""
-    text = clean(text)
-    m = COUNT_RE.search(text)
-    if m is None:
-        for pattern in (BOX_NATIVE, BOX_LIST, BOX_PAIRS):
-            text = pattern.sub(" ", text)
-        m = FIRST_NUMBER_RE.search(text)
-    if m is None:
-        return None
-    word = m.group(1).lower()
-    return int(word) if word.isdigit() else _NUMBER_WORDS[word]
+def _number(word: str) -> int:
+    word = word.lower()
+    if not word.isdigit():
+        return _NUMBER_WORDS[word]
+    return int(word) if len(word) <= MAX_DIGITS else 10**MAX_DIGITS
+
+
+def find_count(text: str, category: str | None = None) -> int | None:
+    """The count an answer states: the last "There are 4 instances" / "three ships" of its
+    answer region (of the asked category or a generic noun, when `category` is given); else its
+    last number outside any box; None if there is none."""
+    text = answer_region(text)
+    statements = [m for m in COUNT_RE.finditer(text)
+                  if category is None or _CATEGORY_OF.get(m.group(0).split()[-1].lower(), category) == category]
+    if statements:
+        return _number(statements[-1].group(1))
+    for pattern in (BOX_NATIVE, BOX_LIST, BOX_PAIRS):
+        text = pattern.sub(" ", text)
+    numbers = FIRST_NUMBER_RE.findall(text)
+    return _number(numbers[-1]) if numbers else None
+
+
+def canonical_relation(subject: str, obj: str, distance: str, direction: str) -> tuple[str, str, str, str]:
+    """A relation as a fact, whichever way round it is said: "the harbor is far from the ship,
+    to the lower right of it" is "the ship is far from the harbor, to the upper left of it"."""
+    if subject > obj:
+        return obj, subject, distance, INVERSE_DIRECTION[direction]
+    return subject, obj, distance, direction
 
 
 def find_relations(text: str) -> list[tuple[str, str, str, str]]:
-    """(subject, object, distance, direction) statements such as
-    "The ship is far from the harbor, to the upper left of it"."""
+    """(subject, object, distance, direction) facts stated such as "The ship is far from the
+    harbor, to the upper left of it", each in canonical order (canonical_relation)."""
     out = []
     for m in RELATION_RE.finditer(clean(text)):
         subject, obj = category_of(m.group(1)), category_of(m.group(3))
         if subject and obj:
             distance = "near" if m.group(2).lower() in ("near", "close to") else "far from"
-            out.append((subject, obj, distance, m.group(4).lower()))
+            out.append(canonical_relation(subject, obj, distance, m.group(4).lower()))
     return out
 
 

@@ -11,15 +11,17 @@ Rules (docs/scoring.md gives them with their sections):
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 
+import numpy as np
 import orjson
 
 from . import __version__
 from . import parsing as p
-from .io import InputError, atomic_output, iter_jsonl
-from .metrics import match_boxes, multiset_tp, summarise, value_of
+from .io import InputError, atomic_output, read_jsonl
+from .metrics import iou_matrix, match_boxes, multiset_tp, summarise, value_of
 from .tasks import CELLS
 from .tasks.common import derive_seed, truth_of
 
@@ -47,86 +49,152 @@ def _per_sample(correct: bool):
     return CORRECT if correct else WRONG
 
 
-def _box_units(pred, truth, threshold, pred_labels=None, truth_labels=None):
-    tp = match_boxes(pred, truth, threshold, pred_labels, truth_labels)
-    return (tp, len(pred) - tp, len(truth) - tp)
+def _box_units(pred, truth, pred_labels=None, truth_labels=None) -> tuple[tuple, tuple]:
+    """(TP, FP, FN) at IoU .25 and at IoU .5, from one IoU matrix (numpy's only where there
+    are enough boxes to pay for its call overhead)."""
+    overlaps = iou_matrix(pred, truth) if len(pred) * len(truth) > 16 else None
+    out = []
+    for threshold in (0.25, 0.5):
+        tp = match_boxes(pred, truth, threshold, pred_labels, truth_labels, overlaps)
+        out.append((tp, len(pred) - tp, len(truth) - tp))
+    return tuple(out)
 
 
-def _labelled_boxes(text, w, h, coords):
-    """Boxes with the category named last before each (grounding answers list a category,
-    then its boxes)."""
-    cats = p.category_spans(text)
-    out_boxes, labels = [], []
-    for start, box in p.box_spans(text, w, h, coords):
-        before = [c for pos, c in cats if pos < start]
-        out_boxes.append(box)
-        labels.append(before[-1] if before else None)
-    return out_boxes, labels
+@functools.lru_cache(maxsize=1 << 16)
+def read_answer(task: str, response: str, width: int = 0, height: int = 0, coords: str = "pixel",
+                category: str | None = None):
+    """What an answer says, in the terms its task compares: a pure function of the answer (and,
+    for boxes, of the image size and convention), cached per distinct answer, because models
+    fine-tuned on templated answers repeat their phrasing (SARChat-2M's identification cells
+    hold about 7,000 distinct answers in 146,000)."""
+    text = p.clean(response)
+    answer = p.answer_region(text)
+    if task == "classify":
+        return frozenset(p.named_categories(text))
+    if task == "describe":
+        return tuple(p.find_phrases(text))
+    if task == "count":
+        return p.find_count(text, category), tuple(p.find_boxes(answer, width, height, coords))
+    if task == "grounding":
+        boxes, labels = p.labelled_boxes(answer, width, height, coords)
+        return tuple(boxes), tuple(labels), tuple(p.find_relations(answer))
+    if task == "identify":
+        cats, positions = p.named_categories(text), p.find_positions(answer)
+        return (cats[0] if cats else None, positions[0] if positions else None, p.find_size(answer),
+                p.find_shape(answer))
+    if task == "refer":
+        return tuple(p.find_boxes(answer, width, height, coords))
+    raise ValueError(f"unknown task {task!r}")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _identify_units(response: str, category: str, position: str, size: str, shape: str):
+    """An identification answer against its truth's words (the box plays no part): cached, as
+    three quarters of SARChat-2M's test samples are identification questions."""
+    said = read_answer("identify", response)
+    units = (("category", _per_sample(said[0] is not None and said[0] == category)),
+             ("position", _per_sample(said[1] is not None and said[1] == position)),
+             ("size", _per_sample(said[2] == size)), ("shape", _per_sample(said[3] == shape)))
+    return units, said[0] is not None
+
+
+def _classify(truth, response, coords):
+    cats = read_answer("classify", response)
+    return {"category": _per_sample(cats == set(truth["categories"]))}, bool(cats)
+
+
+def _describe(truth, response, coords):
+    pairs = read_answer("describe", response)
+    true_pairs = [(t["category"], t["position"]) for t in truth["targets"]]
+    tp = multiset_tp(pairs, true_pairs)
+    return {"phrase": (tp, len(pairs) - tp, len(true_pairs) - tp)}, bool(pairs)
+
+
+def _count(truth, response, coords):
+    stated, boxes = read_answer("count", response, truth["width"], truth["height"], coords, truth.get("category"))
+    count = stated if stated is not None else (len(boxes) if boxes else None)
+    iou25, iou50 = _box_units(boxes, truth["boxes"])
+    return ({"only_count": _per_sample(count == truth["count"]), "instance_iou25": iou25, "instance_iou50": iou50},
+            count is not None or bool(boxes))
+
+
+def _grounding(truth, response, coords):
+    boxes, labels, pred_rel = read_answer("grounding", response, truth["width"], truth["height"], coords)
+    instances = truth["instances"]
+    iou25, iou50 = _box_units(boxes, [i["box"] for i in instances], labels, [i["category"] for i in instances])
+    units = {"box_category_iou50": iou50, "box_category_iou25": iou25}
+    true_rel = [p.canonical_relation(r["subject"], r["object"], r["distance"], r["direction"])
+                for r in truth["relations"]]
+    # Images with relations, and images where the answer states relations the image does
+    # not have (false positives), have abstract-position units; the rest none.
+    if true_rel or pred_rel:
+        tp = multiset_tp(pred_rel, true_rel)
+        units["abstract_position"] = (tp, len(pred_rel) - tp, len(true_rel) - tp)
+    return units, bool(boxes)
+
+
+def _identify(truth, response, coords):
+    units, parsed = _identify_units(response, truth["category"], truth["position"], truth["size"], truth["shape"])
+    return dict(units), parsed
+
+
+def _refer(truth, response, coords):
+    boxes = read_answer("refer", response, truth["width"], truth["height"], coords)
+    iou25, iou50 = _box_units(boxes, truth["boxes"])
+    return {"iou25": iou25, "iou50": iou50}, bool(boxes)
+
+
+EVALUATORS = {"classify": _classify, "describe": _describe, "count": _count, "grounding": _grounding,
+              "identify": _identify, "refer": _refer}
 
 
 def evaluate(cell: str, truth: dict, response: str, coords: str = "pixel") -> tuple[dict, bool]:
     """Per-sample (TP, FP, FN) for each metric of `cell`, and whether the answer parsed."""
-    w, h = truth["width"], truth["height"]
-    text = p.clean(response)
-    task = CELLS[cell][0]
-    if task == "classify":
-        cats = set(p.find_categories(text))
-        return {"category": _per_sample(cats == set(truth["categories"]))}, bool(cats)
-    if task == "describe":
-        pairs = p.find_phrases(text)
-        true_pairs = [(t["category"], t["position"]) for t in truth["targets"]]
-        tp = multiset_tp(pairs, true_pairs)
-        return {"phrase": (tp, len(pairs) - tp, len(true_pairs) - tp)}, bool(pairs)
-    if task == "count":
-        boxes = p.find_boxes(text, w, h, coords)
-        stated = p.find_count(text)
-        count = stated if stated is not None else (len(boxes) if boxes else None)
-        return {
-            "only_count": _per_sample(count == truth["count"]),
-            "instance_iou25": _box_units(boxes, truth["boxes"], 0.25),
-            "instance_iou50": _box_units(boxes, truth["boxes"], 0.5),
-        }, count is not None or bool(boxes)
-    if task == "grounding":
-        boxes, labels = _labelled_boxes(text, w, h, coords)
-        true_boxes = [i["box"] for i in truth["instances"]]
-        true_labels = [i["category"] for i in truth["instances"]]
-        units = {
-            "box_category_iou50": _box_units(boxes, true_boxes, 0.5, labels, true_labels),
-            "box_category_iou25": _box_units(boxes, true_boxes, 0.25, labels, true_labels),
-        }
-        true_rel = [(r["subject"], r["object"], r["distance"], r["direction"]) for r in truth["relations"]]
-        if true_rel:  # only images with relations have abstract-position statements to score
-            pred_rel = p.find_relations(text)
-            tp = multiset_tp(pred_rel, true_rel)
-            units["abstract_position"] = (tp, len(pred_rel) - tp, len(true_rel) - tp)
-        return units, bool(boxes)
-    if task == "identify":
-        cats = p.find_categories(text)
-        positions = p.find_positions(text)
-        return {
-            "category": _per_sample(bool(cats) and cats[0] == truth["category"]),
-            "position": _per_sample(bool(positions) and positions[0] == truth["position"]),
-            "size": _per_sample(p.find_size(text) == truth["size"]),
-            "shape": _per_sample(p.find_shape(text) == truth["shape"]),
-        }, bool(cats)
-    if task == "refer":
-        boxes = p.find_boxes(text, w, h, coords)
-        return {"iou25": _box_units(boxes, truth["boxes"], 0.25),
-                "iou50": _box_units(boxes, truth["boxes"], 0.5)}, bool(boxes)
-    raise ValueError(f"unknown cell {cell!r}")
+    if cell not in CELLS:
+        raise ValueError(f"unknown cell {cell!r}")
+    return EVALUATORS[CELLS[cell][0]](truth, response if isinstance(response, str) else "", coords)
 
 
-def load_predictions(path) -> dict[str, str]:
-    """id -> response. A duplicated id or a line without id/response is an InputError."""
+def load_predictions(path, test_ids: set[str], *, bad_responses: str = "error") -> tuple[dict[str, str], int]:
+    """id -> response, and how many responses were not text. Every line needs a string `id` of
+    the cell's test file and a `response`; anything else stops scoring with an InputError naming
+    the file and line: a line without `response` (e.g. a file that calls it `prediction`), a
+    duplicated id, an id the test file does not have (a file of another cell), an empty file. A
+    response that is a number, null or a list is an error too, unless `bad_responses` is
+    "failure": then it is an empty answer, counted as a parse failure and in the score file."""
     out: dict[str, str] = {}
-    for line_no, rec in enumerate(iter_jsonl(path), start=1):
-        rid, response = rec.get("id"), rec.get("response")
+    not_text = 0
+    for line_no, rec in enumerate(read_jsonl(path), start=1):
+        where = f"line {line_no}"
+        rid = rec.get("id")
         if not isinstance(rid, str):
-            raise InputError(path, "missing string 'id'", record=f"line {line_no}")
+            raise InputError(path, f"missing string 'id' (keys: {', '.join(sorted(rec)) or 'none'})", record=where)
+        if "response" not in rec:
+            raise InputError(path, f"no 'response' (keys: {', '.join(sorted(rec))}); each line is "
+                                   '{"id": ..., "response": "the answer"}', record=f"{where} (id {rid})")
         if rid in out:
-            raise InputError(path, "duplicated id", record=f"line {line_no} (id {rid})")
-        out[rid] = response if isinstance(response, str) else ""
-    return out
+            raise InputError(path, "duplicated id", record=f"{where} (id {rid})")
+        if rid not in test_ids:
+            raise InputError(path, "id is not in the cell's test file (is this the predictions file of another "
+                                   "cell?)", record=f"{where} (id {rid})")
+        response = rec["response"]
+        if not isinstance(response, str):
+            if bad_responses != "failure":
+                raise InputError(path, f"response is {type(response).__name__}, not text (scoring.bad_responses: "
+                                       "failure scores such lines as parse failures)", record=f"{where} (id {rid})")
+            not_text += 1
+            response = ""
+        out[rid] = response
+    if not out:
+        raise InputError(path, "no predictions: the file is empty")
+    return out, not_text
+
+
+def per_category_values(units: list, categories: list) -> dict:
+    """Eq. 3 of one metric per true category (samples without one left out)."""
+    arr = np.asarray(units, dtype=np.int64).reshape(-1, 3)
+    labels = np.asarray(categories, dtype=object)
+    return {c: value_of(arr[labels == c]) for c in sorted({c for c in categories if c is not None})}
 
 
 def _truth_category(truth: dict) -> str | None:
@@ -137,45 +205,45 @@ def _truth_category(truth: dict) -> str | None:
 
 
 def score_cell(cell: str, test_path, predictions_path, *, model: str = "", coords: str = "pixel", seed: int = 0,
-               details_path=None) -> dict:
+               details_path=None, bad_responses: str = "error") -> dict:
     if cell not in CELL_METRICS:
         raise ValueError(f"unknown cell {cell!r}")
-    predictions = load_predictions(predictions_path)
+    test = read_jsonl(test_path)
+    predictions, not_text = load_predictions(predictions_path, {rec["id"] for rec in test},
+                                             bad_responses=bad_responses)
     units = defaultdict(list)
-    per_category = defaultdict(lambda: defaultdict(list))
+    unit_categories = defaultdict(list)  # the truth's category of each unit's sample
     failures = missing = n = 0
-    seen = set()
     details = []
-    for rec in iter_jsonl(test_path):
+    judge = EVALUATORS[CELLS[cell][0]]
+    for rec in test:
         n += 1
         rid, truth = rec["id"], truth_of(rec)
-        seen.add(rid)
         response = predictions.get(rid)
         if response is None:
             missing += 1
             response = ""
-        sample_units, parsed = evaluate(cell, truth, response, coords)
+        sample_units, parsed = judge(truth, response, coords)
         failures += not parsed
         category = _truth_category(truth)
         for metric, u in sample_units.items():
             units[metric].append(u)
-            if category is not None:
-                per_category[metric][category].append(u)
+            unit_categories[metric].append(category)
         if details_path is not None:
-            details.append({"id": rid, "parsed": parsed, "units": sample_units})
-    extra = len(set(predictions) - seen)
-    if extra:
-        log.warning("%s: %d predictions have ids that are not in %s (ignored)", predictions_path, extra, test_path)
+            details.append(orjson.dumps({"id": rid, "parsed": parsed, "units": sample_units},
+                                        option=orjson.OPT_APPEND_NEWLINE))
+    if not_text:
+        log.warning("%s: %d responses are not text (scored as parse failures)", predictions_path, not_text)
     if missing:
         log.warning("%s: %d of %d test records have no prediction (scored as wrong)", predictions_path, missing, n)
     metrics = {m: summarise(units[m], derive_seed(seed, model, cell, m), UNITS.get(m, "samples"))
                for m in CELL_METRICS[cell]}
-    breakdown = {m: {c: value_of(u) for c, u in sorted(per_category[m].items())} for m in per_category}
+    breakdown = {m: per_category_values(units[m], unit_categories[m]) for m in units
+                 if any(c is not None for c in unit_categories[m])}
     if details_path is not None:
         with atomic_output(details_path) as out:
-            for d in details:
-                out.write(orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE))
+            out.write(b"".join(details))
     return {"version": __version__, "model": model, "cell": cell, "coords": coords, "n_samples": n,
             "parse_failures": failures,
-            "missing_predictions": missing, "extra_predictions": extra, "metrics": metrics,
+            "missing_predictions": missing, "responses_not_text": not_text, "metrics": metrics,
             "per_category": breakdown, "bootstrap": {"resamples": 1000, "seed": seed, "level": 0.95}}
