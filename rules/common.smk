@@ -182,8 +182,8 @@ def _spec(model, section):
     check_local_source(model, e)
     spec = {
         "model_path": model_path(e),
-        "model_type": e["model_type"],
-        "template": e["template"],
+        "model_type": e.get("model_type"),
+        "template": e.get("template"),
         "source": e["source"],
         "env": e["env"],
         "load": e["load"],

@@ -219,7 +219,7 @@ def cmd_infer(args) -> None:
     run = args.run
     # Before ms-swift and the hub libraries are imported: they read these at import time.
     os.environ.update({**cache_env(run["cache_dir"]), **OFFLINE, **{k: str(v) for k, v in spec["env"].items()}})
-    from .inference import records_digest, run_shard, shard_records, swift_predictor
+    from .inference import endpoint_predictor, records_digest, run_shard, shard_records, swift_predictor
     from .io import read_json
 
     records = shard_records(args.test, args.shard)
@@ -228,16 +228,23 @@ def cmd_infer(args) -> None:
     settings, options = spec["settings"], run["options"]
     made_from = {"spec": spec, "model": source_identity(model_path, spec["source"]),
                  "adapter": adapter["adapter_digest"] if adapter else None, "records": records_digest(records)}
-    if run.get("threads"):
-        import torch
+    endpoint = spec["source"].get("endpoint")
+    if endpoint:  # a served model: the requests go to it, nothing is loaded here
+        predict = endpoint_predictor(endpoint["base_url"], endpoint["model"], api_key_env=endpoint.get("api_key_env"),
+                                     max_new_tokens=settings["max_new_tokens"], concurrency=options["concurrency"],
+                                     retries=options["retries"], timeout_s=options["request_timeout_s"])
+        per_call = options["concurrency"]
+    else:
+        if run.get("threads"):
+            import torch
 
-        torch.set_num_threads(run["threads"])  # the job's CPUs, not every core of the node
-    predict = swift_predictor(model_path, model_type=spec["model_type"], template=spec["template"],
-                              adapters=[adapter["adapter"]] if adapter else None, backend=settings["backend"],
-                              torch_dtype=settings["torch_dtype"], max_new_tokens=settings["max_new_tokens"],
-                              batch_size=options["batch_size"],
-                              engine_kwargs={**load, **settings.get("engine_kwargs", {})})
-    per_call = options["requests_per_call"] if settings["backend"] == "vllm" else options["batch_size"]
+            torch.set_num_threads(run["threads"])  # the job's CPUs, not every core of the node
+        predict = swift_predictor(model_path, model_type=spec["model_type"], template=spec["template"],
+                                  adapters=[adapter["adapter"]] if adapter else None, backend=settings["backend"],
+                                  torch_dtype=settings["torch_dtype"], max_new_tokens=settings["max_new_tokens"],
+                                  batch_size=options["batch_size"],
+                                  engine_kwargs={**load, **settings.get("engine_kwargs", {})})
+        per_call = options["requests_per_call"] if settings["backend"] == "vllm" else options["batch_size"]
     summary = run_shard(records, predict, args.out, args.partial, batch_size=per_call, made_from=made_from)
     log.info("%s: %d records (%d predicted in this run, %.0f s)", args.out, summary["records"],
              summary["predicted_now"], summary["seconds"])
@@ -491,10 +498,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as err:  # noqa: BLE001 - our own failures get one line, not a traceback
         from .environments import EnvironmentMismatch
+        from .inference import EndpointError
         from .registry import RegistryError
         from .training import TrainingError
 
-        if not isinstance(err, (EnvironmentMismatch, RegistryError, TrainingError)):
+        if not isinstance(err, (EndpointError, EnvironmentMismatch, RegistryError, TrainingError)):
             raise
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -232,3 +232,73 @@ def images_readable(record: dict) -> bool:
             log.warning("%s: cannot read image %s (%s); its answer is left empty", record["id"], path, err)
             return False
     return True
+
+
+class EndpointError(RuntimeError):
+    pass
+
+
+def _data_url(path: str) -> str:
+    import base64
+    import mimetypes
+
+    kind = mimetypes.guess_type(path)[0] or "image/jpeg"
+    return f"data:{kind};base64,{base64.b64encode(Path(path).read_bytes()).decode()}"
+
+
+def endpoint_predictor(base_url: str, served_model: str, *, api_key_env: str | None, max_new_tokens: int,
+                       concurrency: int, retries: int, timeout_s: float, backoff_s: float = 1.0) -> PredictFn:
+    """A predict function over an OpenAI-compatible chat endpoint (vLLM, `swift deploy`, an API):
+    greedy decoding, the image as a data URL, at most `concurrency` requests at a time.
+
+    A connection error, a timeout or a 5xx/429 answer is retried with exponential back-off, up to
+    `retries` times; then the call fails (the shard's partial file keeps what was done). A 4xx
+    answer to one record (a bad image, a prompt too long) is that record's failure: an empty
+    answer, logged. A refused API key stops the job at once. The key is read from the
+    environment variable the registry entry names, never from config or params."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    url = base_url.rstrip("/") + "/chat/completions"
+    key = os.environ.get(api_key_env, "") if api_key_env else ""
+    if api_key_env and not key:
+        raise EndpointError(f"{base_url}: the API key variable {api_key_env} is not set")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    session = requests.Session()
+
+    def ask(rec: dict) -> str:
+        text = rec["messages"][0]["content"].replace("<image>", "").strip()
+        content = [*({"type": "image_url", "image_url": {"url": _data_url(p)}} for p in rec["images"]),
+                   {"type": "text", "text": text}]
+        body = {"model": served_model, "messages": [{"role": "user", "content": content}], "temperature": 0,
+                "max_tokens": max_new_tokens}
+        error = ""
+        for attempt in range(retries + 1):
+            try:
+                reply = session.post(url, json=body, headers=headers, timeout=timeout_s)
+            except (requests.ConnectionError, requests.Timeout) as err:
+                error = f"{type(err).__name__}: {err}"
+            else:
+                if reply.status_code == 200:
+                    return reply.json()["choices"][0]["message"]["content"] or ""
+                error = f"HTTP {reply.status_code}: {reply.text[:300]}"
+                if reply.status_code in (401, 403) or "api key" in reply.text.lower():
+                    raise EndpointError(f"{base_url}: the API key was refused ({error}); check ${api_key_env}")
+                if 400 <= reply.status_code < 500 and reply.status_code not in (408, 429):
+                    log.warning("%s: %s refused the request (%s); its answer is left empty", rec["id"], base_url,
+                                error)
+                    return ""
+            if attempt < retries:
+                wait = backoff_s * 2 ** attempt
+                log.warning("%s: %s (attempt %d of %d); retrying in %.0f s", rec["id"], error, attempt + 1,
+                            retries + 1, wait)
+                time.sleep(wait)
+        raise EndpointError(f"{base_url}: {rec['id']} failed {retries + 1} times, last: {error}")
+
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+
+    def predict(batch: Sequence[dict]) -> list[str]:
+        return list(pool.map(ask, batch))
+
+    return predict

@@ -13,8 +13,6 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .geometry import iou
-
 BOOTSTRAP_RESAMPLES = 1000
 
 
@@ -63,8 +61,18 @@ def match_boxes(pred: Sequence, truth: Sequence, threshold: float,
 def _match_few(pred, truth, threshold, pred_labels, truth_labels) -> int:
     """match_boxes for a handful of boxes, in plain Python (numpy's per-call cost would be most
     of the work): the same pairs and, where pairs compete, the same Hungarian matching."""
-    pairs = [(i, j, overlap) for i, p in enumerate(pred) for j, t in enumerate(truth)
-             if (pred_labels is None or pred_labels[i] == truth_labels[j]) and (overlap := iou(p, t)) >= threshold]
+    pairs = []
+    for i, (px1, py1, px2, py2) in enumerate(pred):
+        area_p = (px2 - px1) * (py2 - py1)
+        for j, (tx1, ty1, tx2, ty2) in enumerate(truth):
+            # geometry.iou, inline: this loop runs for every box of every sample.
+            iw, ih = min(px2, tx2) - max(px1, tx1), min(py2, ty2) - max(py1, ty1)
+            if iw <= 0 or ih <= 0 or (pred_labels is not None and pred_labels[i] != truth_labels[j]):
+                continue
+            inter = iw * ih
+            union = area_p + (tx2 - tx1) * (ty2 - ty1) - inter
+            if union > 0 and inter / union >= threshold:
+                pairs.append((i, j, inter / union))
     if len({i for i, _, _ in pairs}) == len(pairs) == len({j for _, j, _ in pairs}):
         return len(pairs)  # no two candidate pairs share a box: all of them match
     big = float(min(len(pred), len(truth)) + 1)

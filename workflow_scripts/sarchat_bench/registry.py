@@ -18,7 +18,7 @@ JOB_KEYS = ("gpus", "cpus_per_gpu", "mem_mb", "runtime")
 # Settings that change how a job runs but not what it produces: a change reruns nothing, and
 # the job's checkpoints or partial answers stay valid.
 RUN_OPTION_KEYS = {"train": ("logging_steps", "save_steps", "save_total_limit"),
-                   "infer": ("batch_size", "requests_per_call")}
+                   "infer": ("batch_size", "requests_per_call", "concurrency", "retries", "request_timeout_s")}
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -43,6 +43,11 @@ def entry(config: dict, key: str) -> dict:
     e = {**ENTRY_DEFAULTS, **config["models"][key]}
     e["train"] = {**config["training"], **e["train"]}
     e["infer"] = {**config["inference"], **e["infer"]}
+    if "endpoint" in e.get("source", {}):
+        if e["mode"] != "zero_shot":
+            raise RegistryError(f"model {key!r}: a served model (source.endpoint) is evaluated as it is: "
+                                "give it mode: zero_shot")
+        e["infer"]["gpus"] = 0  # the server has the GPUs; the job only sends requests
     return e
 
 
@@ -55,6 +60,8 @@ def model_path(e: dict) -> str:
         return f"{TINY_DIR}/{e['environment']}/{source['tiny']}"
     if "local" in source:
         return source["local"]
+    if "endpoint" in source:
+        return source["endpoint"]["base_url"]
     return source["hub"]
 
 

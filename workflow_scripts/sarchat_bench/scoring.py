@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import defaultdict
 
 import numpy as np
 import orjson
 
 from . import __version__
 from . import parsing as p
-from .io import InputError, atomic_output, read_jsonl
+from .io import InputError, atomic_output, gc_paused, read_jsonl
 from .metrics import iou_matrix, match_boxes, multiset_tp, summarise, value_of
 from .tasks import CELLS
 from .tasks.common import derive_seed, truth_of
@@ -92,10 +91,10 @@ def _identify_units(response: str, category: str, position: str, size: str, shap
     """An identification answer against its truth's words (the box plays no part): cached, as
     three quarters of SARChat-2M's test samples are identification questions."""
     said = read_answer("identify", response)
-    units = (("category", _per_sample(said[0] is not None and said[0] == category)),
-             ("position", _per_sample(said[1] is not None and said[1] == position)),
-             ("size", _per_sample(said[2] == size)), ("shape", _per_sample(said[3] == shape)))
-    return units, said[0] is not None
+    units = {"category": _per_sample(said[0] is not None and said[0] == category),
+             "position": _per_sample(said[1] is not None and said[1] == position),
+             "size": _per_sample(said[2] == size), "shape": _per_sample(said[3] == shape)}
+    return units, said[0] is not None  # the units are shared by every sample they fit: never mutated
 
 
 def _classify(truth, response, coords):
@@ -134,8 +133,7 @@ def _grounding(truth, response, coords):
 
 
 def _identify(truth, response, coords):
-    units, parsed = _identify_units(response, truth["category"], truth["position"], truth["size"], truth["shape"])
-    return dict(units), parsed
+    return _identify_units(response, truth["category"], truth["position"], truth["size"], truth["shape"])
 
 
 def _refer(truth, response, coords):
@@ -206,18 +204,22 @@ def _truth_category(truth: dict) -> str | None:
 
 def score_cell(cell: str, test_path, predictions_path, *, model: str = "", coords: str = "pixel", seed: int = 0,
                details_path=None, bad_responses: str = "error") -> dict:
+    """The score file of one cell. The cyclic GC is paused: the 200,000 truths, answers and
+    units of a cell are acyclic, and the collector's passes over them cost more than scoring."""
     if cell not in CELL_METRICS:
         raise ValueError(f"unknown cell {cell!r}")
+    with gc_paused():
+        return _score_cell(cell, test_path, predictions_path, model, coords, seed, details_path, bad_responses)
+
+
+def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_path, bad_responses) -> dict:
     test = read_jsonl(test_path)
     predictions, not_text = load_predictions(predictions_path, {rec["id"] for rec in test},
                                              bad_responses=bad_responses)
-    units = defaultdict(list)
-    unit_categories = defaultdict(list)  # the truth's category of each unit's sample
-    failures = missing = n = 0
-    details = []
     judge = EVALUATORS[CELLS[cell][0]]
+    samples, categories, details = [], [], []
+    failures = missing = 0
     for rec in test:
-        n += 1
         rid, truth = rec["id"], truth_of(rec)
         response = predictions.get(rid)
         if response is None:
@@ -225,18 +227,21 @@ def score_cell(cell: str, test_path, predictions_path, *, model: str = "", coord
             response = ""
         sample_units, parsed = judge(truth, response, coords)
         failures += not parsed
-        category = _truth_category(truth)
-        for metric, u in sample_units.items():
-            units[metric].append(u)
-            unit_categories[metric].append(category)
+        samples.append(sample_units)
+        categories.append(_truth_category(truth))
         if details_path is not None:
             details.append(orjson.dumps({"id": rid, "parsed": parsed, "units": sample_units},
                                         option=orjson.OPT_APPEND_NEWLINE))
+    n = len(samples)
+    metric_names = dict.fromkeys(m for units_of in samples[:1] for m in units_of)
+    metric_names.update(dict.fromkeys(m for units_of in samples for m in units_of if m not in metric_names))
+    units = {m: [u[m] for u in samples if m in u] for m in metric_names}
+    unit_categories = {m: [c for u, c in zip(samples, categories, strict=True) if m in u] for m in metric_names}
     if not_text:
         log.warning("%s: %d responses are not text (scored as parse failures)", predictions_path, not_text)
     if missing:
         log.warning("%s: %d of %d test records have no prediction (scored as wrong)", predictions_path, missing, n)
-    metrics = {m: summarise(units[m], derive_seed(seed, model, cell, m), UNITS.get(m, "samples"))
+    metrics = {m: summarise(units.get(m, []), derive_seed(seed, model, cell, m), UNITS.get(m, "samples"))
                for m in CELL_METRICS[cell]}
     breakdown = {m: per_category_values(units[m], unit_categories[m]) for m in units
                  if any(c is not None for c in unit_categories[m])}

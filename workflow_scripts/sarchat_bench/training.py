@@ -125,6 +125,8 @@ def source_identity(model_path: str | os.PathLike, source: dict) -> dict:
         return {"tiny": source["tiny"], "files": folder_digest(model_path, content=True)}
     if "local" in source:
         return {"local": str(Path(model_path).resolve()), "files": folder_digest(model_path, content=False)}
+    if "endpoint" in source:  # what is served there is the server's business: named by URL and model
+        return {"endpoint": source["endpoint"]["base_url"], "model": source["endpoint"]["model"]}
     return {"hub": source["hub"], "revision": source["revision"], "snapshot": Path(model_path).name}
 
 
