@@ -65,9 +65,12 @@ localrules:
     train_all,
     infer_all,
     merge_predictions,
+    baseline_predictions,
+    loss_curve,
     score_cell,
     score_all,
     report,
+    answer_browser,
 
 
 rule all:
@@ -78,3 +81,5 @@ rule all:
         VALIDATION,
         TABLES,
         FIGURES,
+        ANSWER_PAGES,
+        LOSS_CURVES,

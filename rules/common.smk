@@ -14,7 +14,7 @@ sys.path.insert(0, str(SCRIPTS_DIR))
 shell.prefix(f"export PYTHONPATH={shlex.quote(str(SCRIPTS_DIR))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from sarchat_bench.registry import RegistryError, check_local_source, entry, job_settings, run_options  # noqa: E402
-from sarchat_bench.registry import model_path, run_models  # noqa: E402
+from sarchat_bench.registry import model_path, run_models, scorer_coords  # noqa: E402
 from sarchat_bench.io import InputError  # noqa: E402
 from sarchat_bench.sharding import record_count, shard_count, shard_labels  # noqa: E402
 from sarchat_bench.tasks import CELLS, TASKS  # noqa: E402
@@ -124,7 +124,7 @@ STATS_TABLES = [
         "filter_report",
         "generation_report",
     )
-    for ext in ("csv", "md")
+    for ext in ("csv", "md", "html")
 ]
 STATS_FIGURES = [f"{STATS_DIR}/categories.png", f"{STATS_DIR}/tasks.png"]
 STATS_OUTPUTS = STATS_TABLES + STATS_FIGURES
@@ -142,8 +142,13 @@ DATASET_OUTPUTS = [f"{SARCHAT}/train.jsonl", *TEST_FILES.values(), *STATS_OUTPUT
 # ---- models (issue #3) and scores (issue #4) ----
 try:
     RUN_MODELS = run_models(config)
+    for baseline in config["report"]["baselines"]:
+        if entry(config, baseline)["mode"] != "baseline":
+            raise RegistryError(f"report.baselines: model {baseline!r} is not of mode baseline")
 except RegistryError as err:
     raise WorkflowError(str(err)) from None
+# The models of `run` and the baselines scored beside them.
+SCORED_MODELS = list(dict.fromkeys(RUN_MODELS + config["report"]["baselines"]))
 
 MODELS_DIR = f"{RESULTS}/models"
 PREDICTIONS = f"{RESULTS}/predictions"
@@ -344,10 +349,14 @@ def prediction_shards(wildcards):
 MODEL_KEYS = "|".join(re.escape(m) for m in config["models"])
 HUB_MODELS = "|".join(re.escape(m) for m in config["models"] if "hub" in model_entry(m).get("source", {})) or "^$"
 PREFETCH_ALL = [f"{MODELS_DIR}/{m}/source.json" for m in RUN_MODELS if "hub" in model_entry(m).get("source", {})]
-GENERATED_MODELS = "|".join(re.escape(m) for m in config["models"] if model_mode(m) != "predictions") or "^$"
+GENERATED_MODELS = (
+    "|".join(re.escape(m) for m in config["models"] if model_mode(m) not in ("predictions", "baseline")) or "^$"
+)
+BASELINE_MODELS = "|".join(re.escape(m) for m in config["models"] if model_mode(m) == "baseline") or "^$"
 TRAIN_ALL = [f"{MODELS_DIR}/{m}/adapter.json" for m in models_in_mode("finetune")]
+LOSS_CURVES = [f"{MODELS_DIR}/{m}/loss.png" for m in models_in_mode("finetune")]
 INFER_ALL = [f"{PREDICTIONS}/{m}/{c}.jsonl" for m in models_in_mode("finetune", "zero_shot") for c in CELLS]
-SCORE_ALL = [f"{SCORES}/{m}/{c}.json" for m in RUN_MODELS for c in CELLS]
+SCORE_ALL = [f"{SCORES}/{m}/{c}.json" for m in SCORED_MODELS for c in CELLS]
 TABLES = [
     f"{RESULTS}/tables/{t}"
     for t in (
@@ -361,6 +370,12 @@ TABLES = [
         "table3_vs_paper.md",
     )
 ]
+# Shown in the report's pages (each with its own caption, rules/report/<name>.rst); the .md and
+# .csv/.tex copies stay beside them, the .csv/.tex ones as downloads.
+ANSWERS = f"{RESULTS}/answers"
+ANSWER_PAGES = [f"{ANSWERS}/{m}.html" for m in SCORED_MODELS]
+TABLE_PAGES = [f"{RESULTS}/tables/{t}.html" for t in ("table3", "task_scores", "table3_ci", "table3_vs_paper")]
+TABLE_DOWNLOADS = [t for t in TABLES if t.endswith((".csv", ".tex"))]
 FIGURES = [
     f"{RESULTS}/figures/{f}.png"
     for f in ("radar", "avg_vs_params", "per_category", "paper_radar", "paper_avg_vs_params")
@@ -369,5 +384,6 @@ FIGURES = [
 
 def registry_summary():
     return json.dumps(
-        {m: {k: model_entry(m).get(k) for k in ("family", "params_b", "paper_row")} for m in RUN_MODELS}, sort_keys=True
+        {m: {k: model_entry(m).get(k) for k in ("family", "params_b", "paper_row", "mode")} for m in SCORED_MODELS},
+        sort_keys=True,
     )

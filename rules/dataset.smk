@@ -149,7 +149,12 @@ rule dataset_stats:
         train_tables=box_tables(TRAIN_SPLITS),
         test_tables=box_tables(TEST_SPLITS),
     output:
-        [report(p, category="Dataset", caption="report/stats.rst") for p in STATS_TABLES],
+        pages=[
+            report(p, category="Dataset", caption=f"report/{Path(p).stem}.rst")
+            for p in STATS_TABLES
+            if p.endswith(".html")
+        ],
+        files=[p for p in STATS_TABLES if not p.endswith(".html")],
     log:
         f"{LOGS}/dataset_stats.log",
     benchmark:
@@ -170,7 +175,7 @@ rule dataset_figures:
     input:
         **STATS_SOURCES,
     output:
-        [report(p, category="Dataset", caption="report/stats.rst") for p in STATS_FIGURES],
+        [report(p, category="Dataset", caption=f"report/{Path(p).stem}.rst") for p in STATS_FIGURES],
     log:
         f"{LOGS}/dataset_figures.log",
     benchmark:

@@ -1,6 +1,26 @@
 # Inference, scoring and the report.
 
 
+rule baseline_predictions:
+    """A baseline's answers to one test file, made from the training mix without a model."""
+    input:
+        train=f"{SARCHAT}/train.jsonl",
+        test=f"{SARCHAT}/test/{{cell}}.jsonl",
+    output:
+        f"{PREDICTIONS}/{{model}}/{{cell}}.jsonl",
+    log:
+        f"{LOGS}/baseline_predictions/{{model}}/{{cell}}.log",
+    benchmark:
+        f"{BENCH}/baseline_predictions/{{model}}/{{cell}}.tsv"
+    wildcard_constraints:
+        model=BASELINE_MODELS,
+    conda:
+        "../envs/default.yaml"
+    shell:
+        "python -m sarchat_bench baseline --train {input.train} --test {input.test} --cell {wildcards.cell}"
+        " --out {output} 2> {log}"
+
+
 rule infer_shard:
     """Predict one shard of one test file with one model (resumable)."""
     input:
@@ -67,13 +87,15 @@ rule score_cell:
     conda:
         "../envs/default.yaml"
     params:
-        coords=lambda w: model_entry(w.model)["coords"],
+        coords=lambda w: scorer_coords(model_entry(w.model)),
         seed=config["scoring"]["seed"],
         bad_responses=config["scoring"]["bad_responses"],
+        instruction=lambda w: shlex.quote(model_entry(w.model)["infer"].get("format_instruction", "")),
     shell:
         "python -m sarchat_bench score --cell {wildcards.cell} --test {input.test} --predictions {input.predictions}"
         " --out {output.scores} --details {output.details} --model {wildcards.model} --coords {params.coords}"
-        " --seed {params.seed} --bad-responses {params.bad_responses} 2> {log}"
+        " --seed {params.seed} --bad-responses {params.bad_responses}"
+        " --format-instruction {params.instruction} 2> {log}"
 
 
 rule report:
@@ -81,8 +103,10 @@ rule report:
     input:
         SCORE_ALL,
     output:
-        tables=[report(t, category="Benchmark", caption="report/table.rst") for t in TABLES],
-        figures=[report(f, category="Figures", caption="report/figure.rst") for f in FIGURES],
+        tables=[t for t in TABLES if t not in TABLE_DOWNLOADS],
+        pages=[report(t, category="Benchmark", caption=f"report/{Path(t).stem}.rst") for t in TABLE_PAGES],
+        downloads=[report(t, category="Downloads", caption="report/downloads.rst") for t in TABLE_DOWNLOADS],
+        figures=[report(f, category="Figures", caption=f"report/{Path(f).stem}.rst") for f in FIGURES],
     log:
         f"{LOGS}/report.log",
     benchmark:
@@ -90,13 +114,43 @@ rule report:
     conda:
         "../envs/default.yaml"
     params:
-        scores=" ".join(f"{m}={SCORES}/{m}/{c}.json" for m in RUN_MODELS for c in CELLS),
+        scores=" ".join(f"{m}={SCORES}/{m}/{c}.json" for m in SCORED_MODELS for c in CELLS),
         registry=registry_summary(),
+        radar_min=config["report"]["radar_min"],
         tables_dir=lambda w, output: Path(output.tables[0]).parent,
         figures_dir=lambda w, output: Path(output.figures[0]).parent,
     shell:
         "python -m sarchat_bench report --tables-dir {params.tables_dir} --figures-dir {params.figures_dir}"
-        " --scores {params.scores} --registry {params.registry:q} 2> {log}"
+        " --scores {params.scores} --registry {params.registry:q} --radar-min {params.radar_min} 2> {log}"
+
+
+rule answer_browser:
+    """One model's answers beside the references, with verdicts and boxes drawn (one page)."""
+    input:
+        test=list(TEST_FILES.values()),
+        scores=expand(f"{SCORES}/{{{{model}}}}/{{cell}}.json", cell=CELLS),
+        details=expand(f"{SCORES}/{{{{model}}}}/{{cell}}.details.jsonl", cell=CELLS),
+        predictions=expand(f"{PREDICTIONS}/{{{{model}}}}/{{cell}}.jsonl", cell=CELLS),
+    output:
+        report(f"{ANSWERS}/{{model}}.html", category="Answers", caption="report/answers.rst"),
+    log:
+        f"{LOGS}/answer_browser/{{model}}.log",
+    benchmark:
+        f"{BENCH}/answer_browser/{{model}}.tsv"
+    wildcard_constraints:
+        model=MODEL_KEYS,
+    conda:
+        "../envs/default.yaml"
+    params:
+        per_cell=config["report"]["answers_per_cell"],
+        side=config["report"]["thumbnail_px"],
+        test_dir=lambda w, input: Path(input.test[0]).parent,
+        predictions_dir=lambda w, input: Path(input.predictions[0]).parent,
+        scores_dir=lambda w, input: Path(input.details[0]).parent,
+    shell:
+        "python -m sarchat_bench answers --out {output} --model {wildcards.model} --test-dir {params.test_dir}"
+        " --predictions-dir {params.predictions_dir} --scores-dir {params.scores_dir} --per-cell {params.per_cell}"
+        " --side {params.side} 2> {log}"
 
 
 rule infer_all:

@@ -45,7 +45,7 @@ rule train_model:
     """LoRA fine-tuning of one model with swift sft (resumes a killed run; retrains when settings change)."""
     input:
         unpack(model_inputs),
-        dataset=f"{SARCHAT}/train.jsonl",
+        dataset=lambda w: model_entry(w.model).get("train_data", f"{SARCHAT}/train.jsonl"),
     output:
         # The sentinel is written last. Checkpoints stay in work/, which is not declared
         # (Snakemake would delete it when a job fails) so that a rerun resumes from them.
@@ -69,6 +69,27 @@ rule train_model:
     shell:
         "python -m sarchat_bench train --model {wildcards.model} --spec {params.spec:q} --run {params.run:q}"
         " --dataset {input.dataset} {params.source} --work-dir {params.work_dir} --sentinel {output} > {log} 2>&1"
+
+
+rule loss_curve:
+    """A model's training loss per logged step, from ms-swift's log of its training run."""
+    input:
+        f"{MODELS_DIR}/{{model}}/adapter.json",
+    output:
+        report(f"{MODELS_DIR}/{{model}}/loss.png", category="Training", caption="report/loss.rst"),
+    log:
+        f"{LOGS}/loss_curve/{{model}}.log",
+    benchmark:
+        f"{BENCH}/loss_curve/{{model}}.tsv"
+    wildcard_constraints:
+        model=MODEL_KEYS,
+    conda:
+        "../envs/default.yaml"
+    params:
+        train_log=lambda w, input: Path(input[0]).with_name("train_log.jsonl"),
+    shell:
+        "python -m sarchat_bench loss-curve --model {wildcards.model} --train-log {params.train_log}"
+        " --out {output} 2> {log}"
 
 
 rule merge_adapter:

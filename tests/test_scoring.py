@@ -335,3 +335,26 @@ def test_non_text_responses_can_be_counted_as_parse_failures(test_files, tmp_pat
     result = score_cell("refer_single", test_files["refer_single"], write_lines(tmp_path / "p.jsonl", lines),
                         bad_responses="failure")
     assert result["responses_not_text"] == 1 and result["parse_failures"] == 1
+
+
+# ---- each family's own box convention, for zero-shot rows ----
+
+@pytest.mark.parametrize("coords,scale", [
+    ("pixel", lambda x, y, w, h: (x, y)),
+    ("norm1000", lambda x, y, w, h: (round(x * 1000 / w), round(y * 1000 / h))),
+    # Qwen2.5-VL answers in pixels of its processor's resized input (multiples of 28).
+    ("resized:28:3136:12845056", lambda x, y, w, h: (round(x * 588 / w), round(y * 392 / h))),
+    ("resized:28:3136:12544", lambda x, y, w, h: (round(x * 112 / w), round(y * 84 / h))),
+])
+def test_boxes_in_each_convention_on_a_non_square_image(coords, scale):
+    w, h = 600, 400  # Qwen2.5-VL resizes it to 588 x 392, or to 112 x 84 under MAX_PIXELS=12544
+    truth = {"width": w, "height": h, "category": "ship", "boxes": [[60, 40, 300, 200], [420, 280, 580, 380]]}
+    parts = []
+    for x1, y1, x2, y2 in truth["boxes"]:
+        (a, b), (c, d) = scale(x1, y1, w, h), scale(x2, y2, w, h)
+        parts.append(f"[{a}, {b}, {c}, {d}]")
+    units, parsed = evaluate("refer_multi", truth, "Here: " + " and ".join(parts), coords)
+    assert parsed and units["iou50"] == (2, 0, 0), coords
+    # Read in the wrong convention, the same answer misses.
+    wrong = "norm1000" if coords != "norm1000" else "pixel"
+    assert evaluate("refer_multi", truth, "Here: " + " and ".join(parts), wrong)[0]["iou50"][0] < 2

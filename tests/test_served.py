@@ -103,7 +103,7 @@ def flaky(server):
 def served(base_url, key_env="SARCHAT_TEST_KEY"):
     return (DEMO + "run: [served]\nmodels: {served: {family: Served tiny LLaVA-1.5, params_b: 0.0001, mode: zero_shot,"
             f" source: {{endpoint: {{base_url: '{base_url}/v1', model: tiny, api_key_env: {key_env}}}}},"
-            " infer: {max_new_tokens: 16, concurrency: 2, retries: 2}}}\n")
+            " infer: {max_new_tokens: 16, concurrency: 2, retries: 2, format_instruction: 'Answer briefly.'}}}\n")
 
 
 def test_a_served_model_is_scored_through_the_workflow_despite_failing_requests(workdir, flaky):
@@ -114,7 +114,7 @@ def test_a_served_model_is_scored_through_the_workflow_despite_failing_requests(
         predicted = [r["id"] for r in iter_jsonl(workdir / "results" / "predictions" / "served" / f"{cell}.jsonl")]
         assert predicted == ids
         score = orjson.loads((workdir / "results" / "scores" / "served" / f"{cell}.json").read_bytes())
-        assert score["n_samples"] == len(ids)
+        assert score["n_samples"] == len(ids) and score["format_instruction"] == "Answer briefly."
     log = (workdir / "results" / "logs" / "infer" / "served" / "count.1-of-1.log").read_text()
     assert "HTTP 503: busy (attempt 1 of 3); retrying" in log
 

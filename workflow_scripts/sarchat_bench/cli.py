@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .io import InputError, write_json
 from .sharding import parse_shard
+from .tasks import CELLS
 from .templates import DEFAULT_PATH as DEFAULT_TEMPLATES
 from .tiny_models import ARCHITECTURES
 
@@ -146,6 +147,8 @@ def cmd_score(args) -> None:
 
     result = score_cell(args.cell, args.test, args.predictions, model=args.model, coords=args.coords, seed=args.seed,
                         details_path=args.details, bad_responses=args.bad_responses)
+    if args.format_instruction:
+        result["format_instruction"] = args.format_instruction
     write_json(args.out, result)
     values = ", ".join(f"{m} {v['value'] if v['value'] is not None else '-'}" for m, v in result["metrics"].items())
     log.info("%s %s: %d samples, %d parse failures; %s", args.model, args.cell, result["n_samples"],
@@ -159,8 +162,36 @@ def cmd_report(args) -> None:
     for model, paths in _pairs(args.scores).items():
         for path in paths:
             score_files.setdefault(model, {})[Path(path).stem] = path
-    report(args.tables_dir, args.figures_dir, score_files, args.registry)
+    report(args.tables_dir, args.figures_dir, score_files, args.registry, args.radar_min)
     log.info("tables in %s, figures in %s", args.tables_dir, args.figures_dir)
+
+
+def cmd_loss_curve(args) -> None:
+    from .training import loss_curve
+
+    points = loss_curve(Path(args.train_log), Path(args.out), f"{args.model}: LoRA training")
+    log.info("%s: %d loss points", args.out, points)
+
+
+def cmd_baseline(args) -> None:
+    import orjson
+
+    from .baselines import majority_predictions
+    from .io import atomic_output
+
+    predictions = majority_predictions(args.train, args.test, args.cell)
+    with atomic_output(args.out, "wb") as out:
+        out.writelines(orjson.dumps(p) + b"\n" for p in predictions)
+    log.info("%s: %d baseline answers", args.out, len(predictions))
+
+
+def cmd_answers(args) -> None:
+    from .answer_browser import model_page
+
+    cells = {cell: {"test": f"{args.test_dir}/{cell}.jsonl", "predictions": f"{args.predictions_dir}/{cell}.jsonl",
+                    "details": f"{args.scores_dir}/{cell}.details.jsonl", "score": f"{args.scores_dir}/{cell}.json"}
+             for cell in CELLS}
+    log.info("answers of %s in %s", args.model, model_page(args.out, args.model, cells, args.per_cell, args.side))
 
 
 def cmd_tiny_model(args) -> None:
@@ -223,6 +254,9 @@ def cmd_infer(args) -> None:
     from .io import read_json
 
     records = shard_records(args.test, args.shard)
+    if instruction := spec["settings"].get("format_instruction"):  # zero-shot: say how to answer
+        records = [{**r, "messages": [{**r["messages"][0], "content": f"{r['messages'][0]['content']} {instruction}"},
+                                      *r["messages"][1:]]} for r in records]
     model_path, load = _model_location(spec, args.source_info)
     adapter = read_json(args.adapter_info) if args.adapter_info else None
     settings, options = spec["settings"], run["options"]
@@ -310,10 +344,11 @@ def cmd_registry(args) -> None:
     problems = []
     for key in keys:
         e = entry(config, key)
-        where = model_path(e) if "source" in e else "(predictions supplied by the user)"
-        print(f"{key:18} {e['family']:32} {e['params_b']:>7} B  {e['mode']:11} {e.get('model_type', '-'):14} "
-              f"{e.get('template', '-'):14} {where}")
-        if args.check and e["mode"] != "predictions":
+        supplied = "(no model: made from the training mix)" if e["mode"] == "baseline" else "(predictions supplied)"
+        where = model_path(e) if "source" in e else supplied
+        print(f"{key:18} {e['family']:32} {e.get('params_b') or '-':>7} B  {e['mode']:11} "
+              f"{e.get('model_type', '-'):14} {e.get('template', '-'):14} {where}")
+        if args.check and e["mode"] not in ("predictions", "baseline"):
             from .registry import check_against_swift
 
             problems += check_against_swift(key, e)
@@ -393,17 +428,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="score file (JSON)")
     p.add_argument("--details", help="per-sample details (JSONL)")
     p.add_argument("--model", default="", help="model key (names the row; seeds the bootstrap)")
-    p.add_argument("--coords", choices=["pixel", "norm1000"], default="pixel",
-                   help="coordinate convention of the model's boxes")
+    p.add_argument("--coords", default="pixel",
+                   help="coordinate convention of the model's boxes: pixel, norm1000, or resized:FACTOR:MIN:MAX "
+                        "(pixels of the processor's resized input)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--bad-responses", choices=["error", "failure"], default="error",
                    help="a response that is not text: an error, or a counted parse failure")
+    p.add_argument("--format-instruction", default="", help="the instruction added to the questions, if any "
+                                                            "(recorded in the score file)")
 
     p = add("report", cmd_report, "Table 3 (md/csv/tex), task scores, CIs, paper comparison and figures")
     p.add_argument("--tables-dir", required=True)
     p.add_argument("--figures-dir", required=True)
     p.add_argument("--scores", nargs="+", required=True, metavar="MODEL=PATH", help="score files (named by cell)")
-    p.add_argument("--registry", type=_json, default={}, help="model -> {family, params_b, paper_row}")
+    p.add_argument("--registry", type=_json, default={}, help="model -> {family, params_b, paper_row, mode}")
+    p.add_argument("--radar-min", type=float, default=0, help="where the radar's scale starts (the paper's: 30)")
+    p = add("loss-curve", cmd_loss_curve, "plot a model's training loss from its train_log.jsonl")
+    p.add_argument("--model", required=True)
+    p.add_argument("--train-log", required=True, help="ms-swift's logging.jsonl, as copied beside adapter.json")
+    p.add_argument("--out", required=True, help="PNG")
+    p = add("baseline", cmd_baseline, "the most-frequent-answer baseline of one test file (no model)")
+    p.add_argument("--train", required=True, help="the training mix")
+    p.add_argument("--test", required=True, help="the test file")
+    p.add_argument("--cell", required=True, choices=list(CELLS))
+    p.add_argument("--out", required=True, help="predictions JSONL")
+    p = add("answers", cmd_answers, "a model's answer browser page: samples with image, answers, verdicts, boxes")
+    p.add_argument("--out", required=True, help="the page (HTML, images inside)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--test-dir", required=True, help="folder of the nine test files")
+    p.add_argument("--predictions-dir", required=True, help="folder of the model's <cell>.jsonl predictions")
+    p.add_argument("--scores-dir", required=True, help="folder of the model's <cell>.json and .details.jsonl")
+    p.add_argument("--per-cell", type=int, default=20, help="samples shown per test file")
+    p.add_argument("--side", type=int, default=256, help="thumbnail size in pixels")
     p = add("tiny-model", cmd_tiny_model, "build a tiny vision-language model with random weights (no download)")
     p.add_argument("--architecture", required=True, choices=ARCHITECTURES)
     p.add_argument("--environment", default="default", help="the environment that will train it (envs/<name>.txt)")

@@ -2,10 +2,11 @@
 relations. Every function here accepts any string and never raises.
 
 Boxes: the fine-tuned format {<x1><y1><x2><y2>} is tried first; only when an answer has none
-are the other common formats read: [x1, y1, x2, y2] (also inside <box>[[...]]</box>) and
-(x1,y1),(x2,y2) (also inside <|box_start|>...<|box_end|>). Coordinates are pixels of the
-original image unless the model's `coords` setting says "norm1000" (0-1000 normalised, the
-convention of base Qwen2-VL/InternVL answers); the scale is never guessed from magnitudes.
+are the other common formats read: [x1, y1, x2, y2] (also inside <box>[[...]]</box> and JSON
+"bbox_2d") and (x1,y1),(x2,y2) (also inside <|box_start|>...<|box_end|>). Coordinates are
+pixels of the original image unless the model's `coords` convention says otherwise: "norm1000"
+(0-1000 normalised: base Qwen2-VL, InternVL, Qwen3-VL) or "resized:FACTOR:MIN:MAX" (pixels of
+the input as the processor resized it: Qwen2.5-VL); the scale is never guessed from magnitudes.
 Corners are reordered, and boxes are clipped to the image.
 
 Answers that reason before they answer are read from their answer: the text after the last
@@ -16,6 +17,7 @@ negation ("not a tank") does not count as named.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -97,6 +99,18 @@ def clauses(text: str) -> list[str]:
     return [c for c in CLAUSE_RE.split(text) if c.strip()]
 
 
+@functools.lru_cache(maxsize=4096)
+def resized_size(width: int, height: int, coords: str) -> tuple[int, int]:
+    """The size of the image a model saw when its processor resized it (coords
+    "resized:FACTOR:MIN_PIXELS:MAX_PIXELS", as Qwen2.5-VL's: sides multiples of FACTOR, the
+    pixel count within bounds), by qwen_vl_utils' own smart_resize."""
+    from qwen_vl_utils import smart_resize
+
+    factor, min_pixels, max_pixels = (int(v) for v in coords.split(":")[1:])
+    resized_height, resized_width = smart_resize(height, width, factor, min_pixels, max_pixels)
+    return resized_width, resized_height
+
+
 def _to_box(values, width: int, height: int, coords: str):
     try:
         x1, y1, x2, y2 = (float(v) for v in values)
@@ -105,6 +119,10 @@ def _to_box(values, width: int, height: int, coords: str):
     if coords == "norm1000":
         x1, x2 = x1 * width / 1000.0, x2 * width / 1000.0
         y1, y2 = y1 * height / 1000.0, y2 * height / 1000.0
+    elif coords.startswith("resized:"):  # pixels of the resized input
+        resized_width, resized_height = resized_size(width, height, coords)
+        x1, x2 = x1 * width / resized_width, x2 * width / resized_width
+        y1, y2 = y1 * height / resized_height, y2 * height / resized_height
     x1, x2 = sorted((x1, x2))
     y1, y2 = sorted((y1, y2))
     x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)

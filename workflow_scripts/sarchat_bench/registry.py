@@ -107,3 +107,20 @@ def check_against_swift(key: str, e: dict) -> list[str]:
     if e.get("code_repo") and not COMMIT_RE.match(e["code_repo"]["revision"]):
         problems.append(f"warning: {key}: code_repo revision {e['code_repo']['revision']!r} is not a pinned commit")
     return problems
+
+
+# Qwen2.5-VL's processor resizes images to sides that are multiples of 28 (14-pixel patches,
+# 2x2 merged), between 4 and 16,384 tokens unless MIN_PIXELS / MAX_PIXELS say otherwise.
+QWEN25_FACTOR, QWEN25_MIN_TOKENS, QWEN25_MAX_TOKENS = 28, 4, 16384
+
+
+def scorer_coords(e: dict) -> str:
+    """The box convention the scorer converts a model's answers from: a fine-tuned model answers
+    in the dataset's own (pixels of the original image); the others in their `coords`."""
+    if e["mode"] == "finetune":
+        return "pixel"
+    if e["coords"] != "qwen2_5_vl":
+        return e["coords"]
+    tokens = {"MIN_PIXELS": QWEN25_MIN_TOKENS, "MAX_PIXELS": QWEN25_MAX_TOKENS}
+    pixels = {k: int(e["env"].get(k, n * QWEN25_FACTOR ** 2)) for k, n in tokens.items()}
+    return f"resized:{QWEN25_FACTOR}:{pixels['MIN_PIXELS']}:{pixels['MAX_PIXELS']}"

@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import __version__  # noqa: E402
+from .html_tables import write_table_html  # noqa: E402
 from .io import atomic_output, read_json, save_figure, write_csv  # noqa: E402
 from .stats import PAPER  # noqa: E402
 from .tasks import CELLS  # noqa: E402
@@ -94,11 +95,14 @@ def _fmt(v) -> str:
 
 
 def table3(scores: dict, registry: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(Table 3, task scores, Eq. 4 weights). Rows grouped by family, then by size."""
+    """(Table 3, task scores, Eq. 4 weights). Rows grouped by family, then by size; baselines last."""
     rows, task_rows = [], []
     weights = None
-    order = sorted(scores, key=lambda m: (registry.get(m, {}).get("family", m), registry.get(m, {}).get("params_b", 0),
-                                          m))
+    def place(m):  # by family, then size; baselines last
+        info = registry.get(m, {})
+        return info.get("mode") == "baseline", info.get("family", m), info.get("params_b") or 0, m
+
+    order = sorted(scores, key=place)
     for model in order:
         cells = scores[model]
         info = registry.get(model, {})
@@ -165,49 +169,90 @@ def write_tables(out_dir, scores: dict, registry: dict, tables: tuple | None = N
     table, tasks, weights = tables or table3(scores, registry)
     note = f"{weights_note(weights)} Made by SARChat-Bench {__version__}."
     write_csv(out_dir / "table3.csv", table)
+    write_table_html(out_dir / "table3.html", table, "Table 3: SARChat-Bench results", note)
     _write(out_dir / "table3.md", "# Table 3: SARChat-Bench results\n\n" + _markdown(table) + "\n" + note + "\n")
     latex = table.drop(columns=["Family"]).to_latex(index=False, float_format="%.2f", na_rep="--",
                                                     caption="SARChat-Bench results (Table 3 layout). " + note,
                                                     label="tab:sarchat-bench")
     _write(out_dir / "table3.tex", latex)
     write_csv(out_dir / "task_scores.csv", tasks)
+    write_table_html(out_dir / "task_scores.html", tasks, "Task scores (Eq. 5) and average (Eq. 4)", note)
     _write(out_dir / "task_scores.md",
            "# Task scores (Eq. 5) and average (Eq. 4)\n\n" + _markdown(tasks) + "\n" + note + "\n")
     ci = ci_table(scores)
     write_csv(out_dir / "table3_ci.csv", ci)
+    write_table_html(out_dir / "table3_ci.html", ci, "Confidence intervals and parse failures",
+                     "95 % percentile bootstrap over samples (1000 resamples, seeded). Parse failures count as "
+                     "wrong and stay in the denominator.")
     _write(out_dir / "table3_ci.md", "# Confidence intervals and parse failures\n\n95 % percentile bootstrap over "
            "samples (1000 resamples, seeded). Parse failures count as wrong and stay in the denominator.\n\n"
            + _markdown(ci))
     comparison = paper_comparison(table, registry)
-    body = _markdown(comparison) if len(comparison) else "No evaluated model has a row in the paper's Table 3.\n"
+    none = "No evaluated model has a row in the paper's Table 3."
+    write_table_html(out_dir / "table3_vs_paper.html", comparison, "Ours beside the paper's Table 3",
+                     "" if len(comparison) else none)
+    body = _markdown(comparison) if len(comparison) else none + "\n"
     _write(out_dir / "table3_vs_paper.md", "# Ours beside the paper's Table 3\n\n" + body)
 
 
-def radar_figure(tasks: pd.DataFrame, path, title="Task scores (Eq. 5) per model", low=0) -> None:
+MARKERS = "osD^v<>pPhX*"
+
+
+def model_styles(models: list[str]) -> dict[str, dict]:
+    """A distinct colour and marker per model (20 colours x 12 markers before one repeats)."""
+    tab20 = plt.get_cmap("tab20").colors
+    colours = tab20[0::2] + tab20[1::2]  # the ten strong colours first, then their light pairs
+    return {m: {"color": colours[i % len(colours)], "marker": MARKERS[(i // len(colours) + i) % len(MARKERS)]}
+            for i, m in enumerate(models)}
+
+
+def _value(v):
+    return np.nan if v is None or pd.isna(v) else float(v)
+
+
+def radar_figure(tasks: pd.DataFrame, path, title="Task scores (Eq. 5) per model", low=0, baselines=()) -> None:
+    """One closed line per model; a missing task score is a gap in its line, not a 0. Baselines
+    are drawn as dashed grey reference lines. `low` is the radial scale's start (the paper's: 30)."""
     labels = list(TASK_LABELS.values())
     angles = np.linspace(0, 2 * np.pi, len(labels), endpoint=False).tolist()
-    fig, ax = plt.subplots(figsize=(6.5, 6.5), subplot_kw={"polar": True})
+    fig, ax = plt.subplots(figsize=(7, 7), subplot_kw={"polar": True})
+    styles = model_styles([m for m in tasks["Model"] if m not in baselines])
     for _, row in tasks.iterrows():
-        values = [row[label] if row[label] is not None and not pd.isna(row[label]) else 0.0 for label in labels]
-        ax.plot(angles + angles[:1], values + values[:1], label=row["Model"])
-        ax.fill(angles + angles[:1], values + values[:1], alpha=0.1)
+        values = [_value(row[label]) for label in labels]
+        if row["Model"] in baselines:
+            style = {"color": "0.45", "linestyle": "--", "marker": None}
+        else:
+            style = {**styles[row["Model"]], "linestyle": "-"}
+        ax.plot(angles + angles[:1], values + values[:1], label=row["Model"], markersize=4, linewidth=1.3, **style)
     ax.set_xticks(angles, labels, fontsize=8)
     ax.set_ylim(low, 100)
     ax.set_title(title)
-    ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.1), fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.05, 1.05), fontsize=7, ncol=1 + len(tasks) // 20)
     save_figure(fig, path)
 
 
-def params_figure(table: pd.DataFrame, path, title="Average score vs parameters, per family") -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for family, group in table.dropna(subset=["Param (B)"]).groupby("Family"):
+def params_figure(table: pd.DataFrame, path, title="Average score vs parameters, per family", baselines=()) -> None:
+    """Average score against size, a line per family, each point labelled with its model;
+    baselines (no size) as dashed horizontal reference lines."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    sized = table[~table["Model"].isin(baselines)].dropna(subset=["Param (B)"])
+    styles = model_styles(sorted(sized["Family"].unique()))
+    for family, group in sized.groupby("Family"):
         group = group.sort_values("Param (B)")
-        ax.plot(group["Param (B)"], group["Avg score"].astype(float), marker="o", linestyle="--", label=family)
+        ax.plot(group["Param (B)"], [_value(v) for v in group["Avg score"]], linestyle="--", label=family,
+                **styles[family])
+        for _, row in group.iterrows():
+            if not np.isnan(_value(row["Avg score"])):
+                ax.annotate(row["Model"], (row["Param (B)"], _value(row["Avg score"])), fontsize=6,
+                            xytext=(3, 3), textcoords="offset points")
+    for _, row in table[table["Model"].isin(baselines)].iterrows():
+        if not np.isnan(_value(row["Avg score"])):
+            ax.axhline(_value(row["Avg score"]), color="0.45", linestyle=":", label=f"{row['Model']} (no model)")
     ax.set_xlabel("Parameters (billions)")
     ax.set_ylabel("Average score (Eq. 4)")
     ax.set_title(title)
     ax.grid(alpha=0.4)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     save_figure(fig, path)
 
 
@@ -246,10 +291,11 @@ def paper_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(task_rows)
 
 
-def write_figures(out_dir, scores: dict, table: pd.DataFrame, tasks: pd.DataFrame) -> None:
+def write_figures(out_dir, scores: dict, table: pd.DataFrame, tasks: pd.DataFrame, baselines=(),
+                  radar_min: float = 0) -> None:
     out_dir = Path(out_dir)
-    radar_figure(tasks, out_dir / "radar.png")
-    params_figure(table, out_dir / "avg_vs_params.png")
+    radar_figure(tasks, out_dir / "radar.png", low=radar_min, baselines=baselines)
+    params_figure(table, out_dir / "avg_vs_params.png", baselines=baselines)
     per_category_figure(scores, out_dir / "per_category.png")
     # The paper's numbers through the same code: a reference for reading ours (Figure 1, right).
     paper_table, paper_tasks = paper_tables()
@@ -259,8 +305,10 @@ def write_figures(out_dir, scores: dict, table: pd.DataFrame, tasks: pd.DataFram
     params_figure(paper_table, out_dir / "paper_avg_vs_params.png", title="The paper's average score vs parameters")
 
 
-def report(tables_dir: str | os.PathLike, figures_dir: str | os.PathLike, score_files: dict, registry: dict) -> None:
+def report(tables_dir: str | os.PathLike, figures_dir: str | os.PathLike, score_files: dict, registry: dict,
+           radar_min: float = 0) -> None:
     scores = load_scores(score_files)
     tables = table3(scores, registry)
     write_tables(tables_dir, scores, registry, tables)
-    write_figures(figures_dir, scores, *tables[:2])
+    baselines = [m for m, info in registry.items() if info.get("mode") == "baseline"]
+    write_figures(figures_dir, scores, *tables[:2], baselines=baselines, radar_min=radar_min)

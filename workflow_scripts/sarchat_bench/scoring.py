@@ -157,7 +157,8 @@ def load_predictions(path, test_ids: set[str], *, bad_responses: str = "error") 
     """id -> response, and how many responses were not text. Every line needs a string `id` of
     the cell's test file and a `response`; anything else stops scoring with an InputError naming
     the file and line: a line without `response` (e.g. a file that calls it `prediction`), a
-    duplicated id, an id the test file does not have (a file of another cell), an empty file. A
+    duplicated id, an id the test file does not have (a file of another cell), an empty file
+    for a cell that has test records. A
     response that is a number, null or a list is an error too, unless `bad_responses` is
     "failure": then it is an empty answer, counted as a parse failure and in the score file."""
     out: dict[str, str] = {}
@@ -183,8 +184,8 @@ def load_predictions(path, test_ids: set[str], *, bad_responses: str = "error") 
             not_text += 1
             response = ""
         out[rid] = response
-    if not out:
-        raise InputError(path, "no predictions: the file is empty")
+    if not out and test_ids:
+        raise InputError(path, f"no predictions: the file is empty, and the cell has {len(test_ids)} test records")
     return out, not_text
 
 

@@ -19,6 +19,7 @@ from tabulate import tabulate
 
 from .annotations import CATEGORIES, iter_boxes
 from .geometry import SHAPE_TALL_ABOVE, SHAPE_WIDE_MAX, aspect_ratio
+from .html_tables import write_table_html
 from .io import InputError, atomic_output, gc_paused, read_json, save_figure
 from .tasks import TASKS
 from .templates import YAML_LOADER
@@ -191,14 +192,15 @@ def distribution_figure(table: Rows, label: str, title: str, ylabel: str, path) 
     save_figure(fig, path)
 
 
-def write_table(rows: Rows, stem: str | os.PathLike) -> None:
-    """A table as CSV (None as an empty field) and as a Markdown table."""
+def write_table(rows: Rows, stem: str | os.PathLike, title: str = "") -> None:
+    """A table as CSV (None as an empty field), as a Markdown table and as an HTML page."""
     with atomic_output(f"{stem}.csv", "w") as out:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     with atomic_output(f"{stem}.md", "w") as out:
         out.write(tabulate(rows, headers="keys", tablefmt="pipe", missingval="") + "\n")
+    write_table_html(f"{stem}.html", rows, title or Path(stem).name)
 
 
 def _kept(reports: dict[str, list]) -> dict[str, Counter]:
@@ -212,12 +214,14 @@ def build_tables(out_dir, tables: dict[str, list], reports: dict[str, list], sum
     out_dir = Path(out_dir)
     boxes = {role: load_boxes(tables[role]) for role in ROLES}
     summaries = read_summaries(summary_paths)
-    write_table(table1(_kept(reports)), out_dir / "table1_categories")
-    write_table(table2(boxes), out_dir / "table2_aspect_ratio")
-    write_table(table4(boxes), out_dir / "table4_aspect_ratio_by_category")
-    write_table(table5(summaries), out_dir / "table5_tasks")
-    write_table(filter_report(list(dict.fromkeys(reports["train"] + reports["test"]))), out_dir / "filter_report")
-    write_table(generation_report(summaries), out_dir / "generation_report")
+    write_table(table1(_kept(reports)), out_dir / "table1_categories", "Table 1: boxes per category")
+    write_table(table2(boxes), out_dir / "table2_aspect_ratio", "Table 2: aspect ratio (h/w)")
+    write_table(table4(boxes), out_dir / "table4_aspect_ratio_by_category", "Table 4: aspect ratio per category")
+    write_table(table5(summaries), out_dir / "table5_tasks", "Table 5: samples per task")
+    write_table(filter_report(list(dict.fromkeys(reports["train"] + reports["test"]))), out_dir / "filter_report",
+                "Filter report: what each annotation filter removed")
+    write_table(generation_report(summaries), out_dir / "generation_report",
+                "Generation report: records per file and skipped images")
 
 
 def build_figures(out_dir, reports: dict[str, list], summary_paths: dict[str, list]) -> None:

@@ -139,13 +139,8 @@ def adapter_digest(checkpoint: Path) -> str:
     return digest([file_digest(w) for w in weights])
 
 
-def loss_curve(logging_jsonl: Path, out_png: Path, title: str) -> int:
-    """Plot the training loss from ms-swift's logging.jsonl; returns the number of points."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def loss_points(logging_jsonl: Path) -> tuple[list[int], list[float]]:
+    """The (step, training loss) points of ms-swift's logging.jsonl (a missing file has none)."""
     steps, losses = [], []
     if logging_jsonl.is_file():
         for line in logging_jsonl.read_bytes().splitlines():
@@ -156,6 +151,17 @@ def loss_curve(logging_jsonl: Path, out_png: Path, title: str) -> int:
             if "loss" in rec and "global_step/max_steps" in rec:
                 steps.append(int(str(rec["global_step/max_steps"]).split("/")[0]))
                 losses.append(float(rec["loss"]))
+    return steps, losses
+
+
+def loss_curve(logging_jsonl: Path, out_png: Path, title: str) -> int:
+    """Plot the training loss from ms-swift's logging.jsonl; returns the number of points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, losses = loss_points(logging_jsonl)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(steps, losses, marker=".")
     ax.set_xlabel("step")
@@ -194,7 +200,7 @@ def train(model: str, *, model_path: str, model_type: str, template: str, datase
     if final is None:
         raise RuntimeError(f"swift sft finished but left no checkpoint in {work_dir}")
     logs = work_dir / "logging.jsonl"
-    points = loss_curve(logs, Path(sentinel).with_name("loss.png"), f"{model}: LoRA training")
+    points = len(loss_points(logs)[0])  # the curve is the loss_curve job's
     with atomic_output(Path(sentinel).with_name("train_log.jsonl")) as out:
         out.write(logs.read_bytes() if logs.is_file() else b"")
     state = orjson.loads((final / "trainer_state.json").read_bytes())
