@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from itertools import chain
 
 import numpy as np
 import orjson
@@ -189,11 +190,19 @@ def load_predictions(path, test_ids: set[str], *, bad_responses: str = "error") 
     return out, not_text
 
 
-def per_category_values(units: list, categories: list) -> dict:
+def units_array(units: list) -> np.ndarray:
+    """Per-sample (TP, FP, FN) as an (n, 3) array: through one flat iterator, several times
+    faster than np.asarray on a list of 200,000 short lists."""
+    return np.fromiter(chain.from_iterable(units), dtype=np.int64, count=3 * len(units)).reshape(-1, 3)
+
+
+def per_category_values(units, categories: list) -> dict:
     """Eq. 3 of one metric per true category (samples without one left out)."""
     arr = np.asarray(units, dtype=np.int64).reshape(-1, 3)
-    labels = np.asarray(categories, dtype=object)
-    return {c: value_of(arr[labels == c]) for c in sorted({c for c in categories if c is not None})}
+    names = sorted({c for c in categories if c is not None})
+    index = {c: i for i, c in enumerate(names)}
+    codes = np.fromiter((index.get(c, -1) for c in categories), dtype=np.int64, count=len(categories))
+    return {c: value_of(arr[codes == i]) for i, c in enumerate(names)}
 
 
 def _truth_category(truth: dict) -> str | None:
@@ -236,13 +245,14 @@ def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_
     n = len(samples)
     metric_names = dict.fromkeys(m for units_of in samples[:1] for m in units_of)
     metric_names.update(dict.fromkeys(m for units_of in samples for m in units_of if m not in metric_names))
-    units = {m: [u[m] for u in samples if m in u] for m in metric_names}
+    units = {m: units_array([u[m] for u in samples if m in u]) for m in metric_names}
     unit_categories = {m: [c for u, c in zip(samples, categories, strict=True) if m in u] for m in metric_names}
     if not_text:
         log.warning("%s: %d responses are not text (scored as parse failures)", predictions_path, not_text)
     if missing:
         log.warning("%s: %d of %d test records have no prediction (scored as wrong)", predictions_path, missing, n)
-    metrics = {m: summarise(units.get(m, []), derive_seed(seed, model, cell, m), UNITS.get(m, "samples"))
+    metrics = {m: summarise(units.get(m, np.zeros((0, 3), np.int64)), derive_seed(seed, model, cell, m),
+                            UNITS.get(m, "samples"))
                for m in CELL_METRICS[cell]}
     breakdown = {m: per_category_values(units[m], unit_categories[m]) for m in units
                  if any(c is not None for c in unit_categories[m])}
