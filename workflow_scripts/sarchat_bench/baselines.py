@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 BOX = re.compile(r"\{<(\d+(?:\.\d+)?)><(\d+(?:\.\d+)?)><(\d+(?:\.\d+)?)><(\d+(?:\.\d+)?)>\}")
 SLOT = "\x00"
+CENTRE_BOX = (0.4, 0.4, 0.6, 0.6)  # when the answers to learn from have no box
 
 
 def majority_answer(train_path, cell: str) -> tuple[str, tuple[float, float, float, float]]:
@@ -37,7 +38,7 @@ def majority_answer(train_path, cell: str) -> tuple[str, tuple[float, float, flo
         if answer is None:
             log.warning("%s: no %s samples in the training mix; the %s baseline answers nothing", train_path, task,
                         cell)
-            return "", (0.4, 0.4, 0.6, 0.6)
+            return "", CENTRE_BOX
         log.warning("%s: no %s samples in the training mix; taking the %s task's", train_path, cell, task)
     return answer
 
@@ -60,7 +61,7 @@ def _majority(train_path, wanted) -> tuple[str, tuple[float, float, float, float
     if not texts:
         return None
     best = max(texts, key=lambda t: (texts[t], -first[t]))
-    median = tuple(statistics.median(f[i] for f in fractions) for i in range(4)) if fractions else (0.4, 0.4, 0.6, 0.6)
+    median = tuple(statistics.median(f[i] for f in fractions) for i in range(4)) if fractions else CENTRE_BOX
     return best, median
 
 

@@ -174,15 +174,11 @@ def cmd_loss_curve(args) -> None:
 
 
 def cmd_baseline(args) -> None:
-    import orjson
-
     from .baselines import majority_predictions
-    from .io import atomic_output
+    from .io import write_jsonl
 
-    predictions = majority_predictions(args.train, args.test, args.cell)
-    with atomic_output(args.out, "wb") as out:
-        out.writelines(orjson.dumps(p) + b"\n" for p in predictions)
-    log.info("%s: %d baseline answers", args.out, len(predictions))
+    n = write_jsonl(args.out, majority_predictions(args.train, args.test, args.cell))
+    log.info("%s: %d baseline answers", args.out, n)
 
 
 def cmd_answers(args) -> None:

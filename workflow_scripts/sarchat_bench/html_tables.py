@@ -5,9 +5,8 @@ sorts by that column (numbers as numbers; missing values last)."""
 from __future__ import annotations
 
 import html
+import math
 import os
-
-import pandas as pd
 
 from .io import atomic_output
 
@@ -30,22 +29,27 @@ SORT_SCRIPT = """document.querySelectorAll("table.sortable th").forEach((th, col
 
 
 def _cell(value) -> tuple[str, bool]:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    """The cell's text and whether it is a number (numpy's numbers are floats and ints too)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "\u2013", True
     if isinstance(value, float):
         return f"{value:.2f}", True
-    if isinstance(value, (int,)) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value), True
     return html.escape(str(value)), False
 
 
-def table_html(table: pd.DataFrame | list[dict], title: str, note: str = "") -> str:
-    """A standalone page with `table` (a DataFrame or a list of row dicts) as a sortable table."""
-    frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+def table_html(table, title: str, note: str = "") -> str:
+    """A standalone page with `table` (a pandas DataFrame or a list of row dicts) as a sortable
+    table. Duck-typed, so that the dataset statistics do not import pandas for it."""
+    if hasattr(table, "to_dict"):
+        columns, records = list(table.columns), table.to_dict("records")
+    else:
+        columns, records = list(table[0]) if table else [], table
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     rows = []
-    for record in frame.astype(object).itertuples(index=False):
-        cells = (_cell(v) for v in record)
+    for record in records:
+        cells = (_cell(record.get(c)) for c in columns)
         rows.append("<tr>" + "".join(f'<td class="num">{t}</td>' if num else f"<td>{t}</td>" for t, num in cells)
                     + "</tr>")
     note_html = f'<p class="note">{html.escape(note)}</p>' if note else ""

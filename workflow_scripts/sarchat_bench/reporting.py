@@ -198,12 +198,13 @@ def write_tables(out_dir, scores: dict, registry: dict, tables: tuple | None = N
 MARKERS = "osD^v<>pPhX*"
 
 
-def model_styles(models: list[str]) -> dict[str, dict]:
-    """A distinct colour and marker per model (20 colours x 12 markers before one repeats)."""
+def styles(keys: list[str]) -> dict[str, dict]:
+    """A distinct colour and marker per key, a model or a family (20 colours x 12 markers
+    before one pair repeats)."""
     tab20 = plt.get_cmap("tab20").colors
     colours = tab20[0::2] + tab20[1::2]  # the ten strong colours first, then their light pairs
     return {m: {"color": colours[i % len(colours)], "marker": MARKERS[(i // len(colours) + i) % len(MARKERS)]}
-            for i, m in enumerate(models)}
+            for i, m in enumerate(keys)}
 
 
 def _value(v):
@@ -216,13 +217,13 @@ def radar_figure(tasks: pd.DataFrame, path, title="Task scores (Eq. 5) per model
     labels = list(TASK_LABELS.values())
     angles = np.linspace(0, 2 * np.pi, len(labels), endpoint=False).tolist()
     fig, ax = plt.subplots(figsize=(7, 7), subplot_kw={"polar": True})
-    styles = model_styles([m for m in tasks["Model"] if m not in baselines])
+    style_of = styles([m for m in tasks["Model"] if m not in baselines])
     for _, row in tasks.iterrows():
         values = [_value(row[label]) for label in labels]
         if row["Model"] in baselines:
             style = {"color": "0.45", "linestyle": "--", "marker": None}
         else:
-            style = {**styles[row["Model"]], "linestyle": "-"}
+            style = {**style_of[row["Model"]], "linestyle": "-"}
         ax.plot(angles + angles[:1], values + values[:1], label=row["Model"], markersize=4, linewidth=1.3, **style)
     ax.set_xticks(angles, labels, fontsize=8)
     ax.set_ylim(low, 100)
@@ -236,11 +237,11 @@ def params_figure(table: pd.DataFrame, path, title="Average score vs parameters,
     baselines (no size) as dashed horizontal reference lines."""
     fig, ax = plt.subplots(figsize=(8, 5))
     sized = table[~table["Model"].isin(baselines)].dropna(subset=["Param (B)"])
-    styles = model_styles(sorted(sized["Family"].unique()))
+    style_of = styles(sorted(sized["Family"].unique()))
     for family, group in sized.groupby("Family"):
         group = group.sort_values("Param (B)")
         ax.plot(group["Param (B)"], [_value(v) for v in group["Avg score"]], linestyle="--", label=family,
-                **styles[family])
+                **style_of[family])
         for _, row in group.iterrows():
             if not np.isnan(_value(row["Avg score"])):
                 ax.annotate(row["Model"], (row["Param (B)"], _value(row["Avg score"])), fontsize=6,

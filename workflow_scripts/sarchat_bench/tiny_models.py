@@ -90,15 +90,24 @@ QWEN_TEXT = {"vocab_size": QWEN_FIRST_SPECIAL_ID + len(QWEN_SPECIAL), "hidden_si
 QWEN_IDS = {"tie_word_embeddings": True, "bos_token_id": 151643, "eos_token_id": 151645, "pad_token_id": 151643}
 
 
-def save_qwen(out: Path, model_cls, config, processor, seed: int) -> None:
+def save_model(out: Path, model_cls, config, processor, seed: int, *, eos, pad: int, adjust=None) -> None:
+    """Initialise `model_cls(config)` from `seed` (then `adjust(model)`, if given), set the tokens
+    that end and pad generation, and save it with its processor."""
     import torch
 
     torch.manual_seed(seed)
     model = model_cls(config)
-    model.generation_config.eos_token_id = [151645, 151643]
-    model.generation_config.pad_token_id = 151643
+    if adjust is not None:
+        with torch.no_grad():
+            adjust(model)
+    model.generation_config.eos_token_id = eos
+    model.generation_config.pad_token_id = pad
     model.save_pretrained(out)
     processor.save_pretrained(out)
+
+
+def save_qwen(out: Path, model_cls, config, processor, seed: int) -> None:
+    save_model(out, model_cls, config, processor, seed, eos=[151645, 151643], pad=151643)
 
 
 def build_qwen2_vl(out: Path, texts, seed: int) -> None:
@@ -152,7 +161,6 @@ def build_qwen3_vl(out: Path, texts, seed: int) -> None:
 
 
 def build_llava(out: Path, texts, seed: int, hidden_size: int = 16, layers: int = 1, norm_scale: float = 1.0) -> None:
-    import torch
     from tokenizers import Tokenizer
     from transformers import (
         CLIPImageProcessor,
@@ -185,15 +193,9 @@ def build_llava(out: Path, texts, seed: int, hidden_size: int = 16, layers: int 
                                 pad_token_id=tokenizer.pad_token_id),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_select_strategy="default",
         vision_feature_layer=-1, pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(config)
-    if norm_scale != 1.0:
-        with torch.no_grad():
-            model.model.language_model.norm.weight.fill_(norm_scale)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    save_model(out, LlavaForConditionalGeneration, config, processor, seed, eos=tokenizer.eos_token_id,
+               pad=tokenizer.pad_token_id,
+               adjust=None if norm_scale == 1.0 else lambda m: m.model.language_model.norm.weight.fill_(norm_scale))
 
 
 INTERNVL_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>"]
@@ -202,7 +204,6 @@ INTERNVL_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</i
 def build_internvl(out: Path, texts, seed: int) -> None:
     """transformers-native InternVL (the InternVL3/3.5 "-hf" checkpoints): InternViT + pixel
     shuffle + Qwen3. ms-swift's internvl_hf template looks its tokens up by name (no fixed ids)."""
-    import torch
     from tokenizers import Tokenizer
     from transformers import (
         GotOcr2ImageProcessor,
@@ -236,12 +237,8 @@ def build_internvl(out: Path, texts, seed: int) -> None:
                      "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]},
         image_token_id=ids["<IMG_CONTEXT>"], image_seq_length=4, downsample_ratio=0.5, tie_word_embeddings=True,
         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
-    torch.manual_seed(seed)
-    model = InternVLForConditionalGeneration(config)
-    model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    save_model(out, InternVLForConditionalGeneration, config, processor, seed,
+               eos=[ids["<|im_end|>"], ids["<|endoftext|>"]], pad=ids["<|endoftext|>"])
 
 
 # ms-swift's gemma3_vision template hard-codes <start_of_image> = 255999; the image token is looked up.
@@ -252,7 +249,6 @@ GEMMA3_FIRST_SPECIAL_ID = 255999 - GEMMA3_SPECIAL.index("<start_of_image>")
 
 def build_gemma3(out: Path, texts, seed: int) -> None:
     """Gemma 3 (SigLIP + Gemma3 text, image pooled to 2x2 tokens); ~256k vocabulary because of the fixed id."""
-    import torch
     from tokenizers import Tokenizer
     from transformers import (
         Gemma3Config,
@@ -292,12 +288,8 @@ def build_gemma3(out: Path, texts, seed: int) -> None:
         mm_tokens_per_image=tokens, boi_token_index=ids["<start_of_image>"], eoi_token_index=ids["<end_of_image>"],
         image_token_index=ids["<image_soft_token>"], bos_token_id=ids["<bos>"], eos_token_id=ids["<eos>"],
         pad_token_id=ids["<pad>"])
-    torch.manual_seed(seed)
-    model = Gemma3ForConditionalGeneration(config)
-    model.generation_config.eos_token_id = [ids["<eos>"], ids["<end_of_turn>"]]
-    model.generation_config.pad_token_id = ids["<pad>"]
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    save_model(out, Gemma3ForConditionalGeneration, config, processor, seed,
+               eos=[ids["<eos>"], ids["<end_of_turn>"]], pad=ids["<pad>"])
 
 
 # ms-swift's idefics3 template hard-codes <image> = 128257 (Llama 3 vocabulary + 2).
@@ -308,7 +300,6 @@ IDEFICS3_FIRST_SPECIAL_ID = 128257 - IDEFICS3_SPECIAL.index("<image>")
 
 def build_idefics3(out: Path, texts, seed: int) -> None:
     """Idefics3 (SigLIP + pixel shuffle + Llama): images split into 56-px tiles plus a global view."""
-    import torch
     from tokenizers import Tokenizer
     from transformers import (
         Idefics3Config,
@@ -341,12 +332,8 @@ def build_idefics3(out: Path, texts, seed: int) -> None:
         vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                        "image_size": tile, "patch_size": patch},
         scale_factor=scale, image_token_id=ids["<image>"], pad_token_id=ids["<pad>"])
-    torch.manual_seed(seed)
-    model = Idefics3ForConditionalGeneration(config)
-    model.generation_config.eos_token_id = [ids["<end_of_utterance>"], ids["<|end_of_text|>"]]
-    model.generation_config.pad_token_id = ids["<pad>"]
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    save_model(out, Idefics3ForConditionalGeneration, config, processor, seed,
+               eos=[ids["<end_of_utterance>"], ids["<|end_of_text|>"]], pad=ids["<pad>"])
 
 
 # ms-swift's llava_onevision_hf template hard-codes <image> = 151646 (the Qwen2 vocabulary + 3).
@@ -355,7 +342,6 @@ ONEVISION_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "
 
 def build_llava_onevision(out: Path, texts, seed: int) -> None:
     """LLaVA-OneVision (SigLIP + Qwen2, anyres tiles of 56 px up to 112x112)."""
-    import torch
     from tokenizers import Tokenizer
     from transformers import (
         LlavaOnevisionConfig,
@@ -388,12 +374,7 @@ def build_llava_onevision(out: Path, texts, seed: int) -> None:
                      "eos_token_id": 151645, "pad_token_id": 151643},
         image_grid_pinpoints=pinpoints, vision_feature_select_strategy="full", vision_feature_layer=-1,
         image_token_index=151646, video_token_index=151647, tie_word_embeddings=True, pad_token_id=151643)
-    torch.manual_seed(seed)
-    model = LlavaOnevisionForConditionalGeneration(config)
-    model.generation_config.eos_token_id = [151645, 151643]
-    model.generation_config.pad_token_id = 151643
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    save_model(out, LlavaOnevisionForConditionalGeneration, config, processor, seed, eos=[151645, 151643], pad=151643)
 
 
 def build_llava_wide(out: Path, texts, seed: int) -> None:
