@@ -1,11 +1,15 @@
 """The scorer: reference answers score 100, empty answers 0, IoU thresholds bite where they
 should, and the examples of the paper's Figure 6 give the hand-computed values."""
 
+import itertools
+import random
+
 import orjson
 import pytest
 from sarchat_bench.build import build_test_cell
+from sarchat_bench.geometry import iou
 from sarchat_bench.io import InputError, iter_jsonl, write_jsonl
-from sarchat_bench.metrics import bootstrap_eq3, match_boxes
+from sarchat_bench.metrics import bootstrap_eq3, match_boxes, match_counts_cells
 from sarchat_bench.scoring import CELL_METRICS, evaluate, score_cell
 from sarchat_bench.tasks import CELLS
 from sarchat_bench.tasks.common import truth_of
@@ -149,6 +153,42 @@ def test_matching_is_one_to_one_and_optimal():
     t1, t2 = [0, 0, 10, 10], [6, 0, 16, 10]
     p1, p2 = [2, 0, 12, 10], [-5, 0, 5, 10]
     assert match_boxes([p1, p2], [t1, t2], 0.3) == 2
+
+
+def _most_pairs(can: list[list[bool]]) -> int:
+    """The largest one-to-one matching among candidate pairs, by trying every assignment."""
+    rows, cols = len(can), len(can[0]) if can else 0
+    if rows > cols:
+        can = [list(column) for column in zip(*can)]
+        rows, cols = cols, rows
+    return max((sum(can[i][j] for i, j in enumerate(perm)) for perm in itertools.permutations(range(cols), rows)),
+               default=0)
+
+
+def test_cell_matching_finds_the_largest_matching_of_every_sample():
+    # Crowded boxes, so that candidate pairs compete within samples (the Hungarian path) beside
+    # samples where they do not: the cell-wide matcher against brute force, sample by sample.
+    rng = random.Random(7)
+
+    def box():
+        x, y = rng.randint(0, 12), rng.randint(0, 12)
+        return [x, y, x + rng.randint(4, 20), y + rng.randint(4, 20)]
+
+    pred = [[box() for _ in range(rng.randint(0, 5))] for _ in range(400)]
+    truth = [[box() for _ in range(rng.randint(0, 5))] for _ in range(400)]
+    pred_labels = [[rng.choice(["ship", "car", None]) for _ in boxes] for boxes in pred]
+    truth_labels = [[rng.choice(["ship", "car"]) for _ in boxes] for boxes in truth]
+    for labelled in (False, True):
+        tps = match_counts_cells(pred, truth, (0.25, 0.5), pred_labels if labelled else None,
+                                 truth_labels if labelled else None)
+        competing = 0
+        for i in range(len(pred)):
+            for column, threshold in enumerate((0.25, 0.5)):
+                can = [[iou(p, t) >= threshold and (not labelled or pred_labels[i][a] == truth_labels[i][b])
+                        for b, t in enumerate(truth[i])] for a, p in enumerate(pred[i])]
+                assert tps[i, column] == _most_pairs(can), (i, threshold, labelled)
+                competing += sum(map(sum, can)) > tps[i, column]
+        assert competing > 20  # the brute force did check competing pairs
 
 
 def test_norm1000_coordinates_are_rescaled_not_guessed():

@@ -144,6 +144,6 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             records = [orjson.loads(line) for line in Path(path).read_bytes().splitlines() if line]
     except orjson.JSONDecodeError:
         records = None
-    if records is None or not all(type(r) is dict for r in records):
+    if records is None or set(map(type, records)) - {dict}:
         return list(iter_jsonl(path))  # words the error: the file, the line, the reason
     return records

@@ -8,6 +8,7 @@ identification, "only count") is the special case of one unit per sample.
 from __future__ import annotations
 
 from collections import Counter
+from itertools import chain
 from typing import Sequence
 
 import numpy as np
@@ -16,75 +17,95 @@ from scipy.optimize import linear_sum_assignment
 BOOTSTRAP_RESAMPLES = 1000
 
 
-def iou_matrix(pred: Sequence, truth: Sequence) -> np.ndarray:
-    """IoU of every predicted with every true box, (len(pred), len(truth)): geometry.iou's
-    arithmetic, in the same order, on arrays."""
-    a = np.asarray(pred, dtype=np.float64).reshape(-1, 1, 4)
-    b = np.asarray(truth, dtype=np.float64).reshape(1, -1, 4)
-    iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
-    ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    union = area_a + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((iw > 0) & (ih > 0) & (union > 0), inter / np.where(union > 0, union, 1.0), 0.0)
-
-
 def match_boxes(pred: Sequence, truth: Sequence, threshold: float,
-                pred_labels: Sequence | None = None, truth_labels: Sequence | None = None,
-                overlaps: np.ndarray | None = None) -> int:
+                pred_labels: Sequence | None = None, truth_labels: Sequence | None = None) -> int:
     """Number of true positives of the best one-to-one matching of predicted to true boxes.
 
     A pair can match when IoU >= threshold (and the labels agree, when given). Among all
     matchings the one with the most pairs wins, ties broken by total IoU (Hungarian method),
     so a prediction never scores by reusing one true box or by "best box" selection.
-    `overlaps` is their iou_matrix, when the caller has it.
     """
-    if not len(pred) or not len(truth):
-        return 0
-    if overlaps is None and len(pred) * len(truth) <= 16:
-        return _match_few(pred, truth, threshold, pred_labels, truth_labels)
-    overlaps = iou_matrix(pred, truth) if overlaps is None else overlaps
-    can = overlaps >= threshold
+    return int(match_counts_cells([pred], [truth], (threshold,), None if pred_labels is None else [pred_labels],
+                                  None if truth_labels is None else [truth_labels])[0, 0])
+
+
+def match_counts_cells(pred: Sequence[Sequence], truth: Sequence[Sequence], thresholds: Sequence[float],
+                       pred_labels: Sequence[Sequence] | None = None,
+                       truth_labels: Sequence[Sequence] | None = None) -> np.ndarray:
+    """match_boxes of many samples at several thresholds, as an (n samples, len(thresholds))
+    array of true positives, all at once: the IoU
+    of every predicted with every true box of the same sample in one numpy pass over all the
+    cell's pairs. Where no two candidate pairs of a sample share a box, its candidates are its
+    matches; only samples where they compete are matched one by one (Hungarian method)."""
+    assert all(t > 0 for t in thresholds), "a pair must overlap to match"
+    n = len(pred)
+    n_pred = np.fromiter(map(len, pred), np.int64, n)
+    n_truth = np.fromiter(map(len, truth), np.int64, n)
+    n_pairs = n_pred * n_truth
+    tps = np.zeros((n, len(thresholds)), np.int64)
+    if not n_pairs.any():
+        return tps
+    pred_boxes = _flat_boxes(pred, int(n_pred.sum()))
+    truth_boxes = _flat_boxes(truth, int(n_truth.sum()))
+    # Pairs in sample order, and within a sample predicted-box-major: a sample's pairs are the
+    # rows of its IoU matrix.
+    sample = np.repeat(np.arange(n), n_pairs)
+    first_pair = np.cumsum(n_pairs) - n_pairs
+    k = np.arange(int(n_pairs.sum())) - first_pair[sample]
+    columns = n_truth[sample]
+    p_index = (np.cumsum(n_pred) - n_pred)[sample] + k // columns
+    t_index = (np.cumsum(n_truth) - n_truth)[sample] + k % columns
+    overlaps = _pair_iou(pred_boxes[p_index], truth_boxes[t_index])
+    same_label = None
     if pred_labels is not None:
-        can &= np.asarray(pred_labels, dtype=object)[:, None] == np.asarray(truth_labels, dtype=object)[None, :]
+        codes: dict = {}
+        pred_codes = np.fromiter((codes.setdefault(c, len(codes)) for labels in pred_labels for c in labels),
+                                 np.int64, len(pred_boxes))
+        truth_codes = np.fromiter((codes.setdefault(c, len(codes)) for labels in truth_labels for c in labels),
+                                  np.int64, len(truth_boxes))
+        same_label = pred_codes[p_index] == truth_codes[t_index]
+    for column, threshold in enumerate(thresholds):
+        can = overlaps >= threshold if same_label is None else (overlaps >= threshold) & same_label
+        tps[:, column] = np.bincount(sample[can], minlength=n)
+        shared = (np.bincount(p_index[can], minlength=len(pred_boxes))[p_index] > 1) | (
+            np.bincount(t_index[can], minlength=len(truth_boxes))[t_index] > 1)
+        for i in np.unique(sample[can & shared]).tolist():
+            rows = slice(first_pair[i], first_pair[i] + n_pairs[i])
+            shape = (int(n_pred[i]), int(n_truth[i]))
+            tps[i, column] = _match_matrix(overlaps[rows].reshape(shape), can[rows].reshape(shape))
+    return tps
+
+
+def _flat_boxes(boxes_per_sample: Sequence[Sequence], count: int) -> np.ndarray:
+    return np.fromiter(chain.from_iterable(chain.from_iterable(boxes_per_sample)), np.float64,
+                       4 * count).reshape(-1, 4)
+
+
+def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of each row of a with the same row of b: geometry.iou's arithmetic, in the same order."""
+    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    inter = iw * ih
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((iw > 0) & (ih > 0) & (union > 0), inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _match_matrix(overlaps: np.ndarray, can: np.ndarray) -> int:
     if not can.any():
         return 0
     if (can.sum(axis=0) <= 1).all() and (can.sum(axis=1) <= 1).all():
         return int(can.sum())  # no two candidate pairs share a box: all of them match
-    big = float(min(len(pred), len(truth)) + 1)  # any extra pair outweighs any IoU total
+    big = float(min(overlaps.shape) + 1)  # any extra pair outweighs any IoU total
     weights = np.where(can, big + overlaps, 0.0)
-    rows, cols = linear_sum_assignment(weights, maximize=True)
-    return int(np.count_nonzero(weights[rows, cols]))
-
-
-def _match_few(pred, truth, threshold, pred_labels, truth_labels) -> int:
-    """match_boxes for a handful of boxes, in plain Python (numpy's per-call cost would be most
-    of the work): the same pairs and, where pairs compete, the same Hungarian matching."""
-    pairs = []
-    for i, (px1, py1, px2, py2) in enumerate(pred):
-        area_p = (px2 - px1) * (py2 - py1)
-        for j, (tx1, ty1, tx2, ty2) in enumerate(truth):
-            # geometry.iou, inline: this loop runs for every box of every sample.
-            iw, ih = min(px2, tx2) - max(px1, tx1), min(py2, ty2) - max(py1, ty1)
-            if iw <= 0 or ih <= 0 or (pred_labels is not None and pred_labels[i] != truth_labels[j]):
-                continue
-            inter = iw * ih
-            union = area_p + (tx2 - tx1) * (ty2 - ty1) - inter
-            if union > 0 and inter / union >= threshold:
-                pairs.append((i, j, inter / union))
-    if len({i for i, _, _ in pairs}) == len(pairs) == len({j for _, j, _ in pairs}):
-        return len(pairs)  # no two candidate pairs share a box: all of them match
-    big = float(min(len(pred), len(truth)) + 1)
-    weights = np.zeros((len(pred), len(truth)))
-    for i, j, overlap in pairs:
-        weights[i, j] = big + overlap
     rows, cols = linear_sum_assignment(weights, maximize=True)
     return int(np.count_nonzero(weights[rows, cols]))
 
 
 def multiset_tp(pred: Sequence, truth: Sequence) -> int:
     """True positives when comparing two multisets of hashable units."""
+    if tuple(pred) == tuple(truth):  # an exact answer, in the truth's order: nothing to count
+        return len(pred)
     return sum((Counter(pred) & Counter(truth)).values())
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from itertools import chain
+from itertools import chain, repeat
 
 import numpy as np
 import orjson
@@ -21,9 +21,9 @@ import orjson
 from . import __version__
 from . import parsing as p
 from .io import InputError, atomic_output, gc_paused, read_jsonl
-from .metrics import iou_matrix, match_boxes, multiset_tp, summarise, value_of
+from .metrics import match_counts_cells, multiset_tp, summarise, value_of
 from .tasks import CELLS
-from .tasks.common import derive_seed, truth_of
+from .tasks.common import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +49,11 @@ def _per_sample(correct: bool):
     return CORRECT if correct else WRONG
 
 
-def _box_units(pred, truth, pred_labels=None, truth_labels=None) -> tuple[tuple, tuple]:
-    """(TP, FP, FN) at IoU .25 and at IoU .5, from one IoU matrix (numpy's only where there
-    are enough boxes to pay for its call overhead)."""
-    overlaps = iou_matrix(pred, truth) if len(pred) * len(truth) > 16 else None
-    out = []
-    for threshold in (0.25, 0.5):
-        tp = match_boxes(pred, truth, threshold, pred_labels, truth_labels, overlaps)
-        out.append((tp, len(pred) - tp, len(truth) - tp))
-    return tuple(out)
+def _box_units(pred: list, truth: list, pred_labels=None, truth_labels=None) -> list[tuple[tuple, tuple]]:
+    """Per sample, (TP, FP, FN) at IoU .25 and at IoU .5, all the cell's samples matched at once."""
+    tps = match_counts_cells(pred, truth, (0.25, 0.5), pred_labels, truth_labels).tolist()
+    return [((at25, len(p) - at25, len(t) - at25), (at50, len(p) - at50, len(t) - at50))
+            for (at25, at50), p, t in zip(tps, pred, truth, strict=True)]
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -98,49 +94,68 @@ def _identify_units(response: str, category: str, position: str, size: str, shap
     return units, said[0] is not None  # the units are shared by every sample they fit: never mutated
 
 
-def _classify(truth, response, coords):
-    cats = read_answer("classify", response)
-    return {"category": _per_sample(cats == set(truth["categories"]))}, bool(cats)
+# Each evaluator judges a cell's samples: truths and responses in test-file order, returning
+# per sample its units and whether its answer parsed.
+
+def _classify(truths, responses, coords):
+    out = []
+    for truth, response in zip(truths, responses, strict=True):
+        cats = read_answer("classify", response)
+        out.append(({"category": _per_sample(cats == set(truth["categories"]))}, bool(cats)))
+    return out
 
 
-def _describe(truth, response, coords):
-    pairs = read_answer("describe", response)
-    true_pairs = [(t["category"], t["position"]) for t in truth["targets"]]
-    tp = multiset_tp(pairs, true_pairs)
-    return {"phrase": (tp, len(pairs) - tp, len(true_pairs) - tp)}, bool(pairs)
+def _describe(truths, responses, coords):
+    out = []
+    for truth, response in zip(truths, responses, strict=True):
+        pairs = read_answer("describe", response)
+        true_pairs = [(t["category"], t["position"]) for t in truth["targets"]]
+        tp = multiset_tp(pairs, true_pairs)
+        out.append(({"phrase": (tp, len(pairs) - tp, len(true_pairs) - tp)}, bool(pairs)))
+    return out
 
 
-def _count(truth, response, coords):
-    stated, boxes = read_answer("count", response, truth["width"], truth["height"], coords, truth.get("category"))
-    count = stated if stated is not None else (len(boxes) if boxes else None)
-    iou25, iou50 = _box_units(boxes, truth["boxes"])
-    return ({"only_count": _per_sample(count == truth["count"]), "instance_iou25": iou25, "instance_iou50": iou50},
-            count is not None or bool(boxes))
+def _count(truths, responses, coords):
+    said = [read_answer("count", response, truth["width"], truth["height"], coords, truth.get("category"))
+            for truth, response in zip(truths, responses, strict=True)]
+    box_units = _box_units([boxes for _, boxes in said], [truth["boxes"] for truth in truths])
+    out = []
+    for truth, (stated, boxes), (iou25, iou50) in zip(truths, said, box_units, strict=True):
+        count = stated if stated is not None else (len(boxes) if boxes else None)
+        out.append(({"only_count": _per_sample(count == truth["count"]), "instance_iou25": iou25,
+                     "instance_iou50": iou50}, count is not None or bool(boxes)))
+    return out
 
 
-def _grounding(truth, response, coords):
-    boxes, labels, pred_rel = read_answer("grounding", response, truth["width"], truth["height"], coords)
-    instances = truth["instances"]
-    iou25, iou50 = _box_units(boxes, [i["box"] for i in instances], labels, [i["category"] for i in instances])
-    units = {"box_category_iou50": iou50, "box_category_iou25": iou25}
-    true_rel = [p.canonical_relation(r["subject"], r["object"], r["distance"], r["direction"])
-                for r in truth["relations"]]
-    # Images with relations, and images where the answer states relations the image does
-    # not have (false positives), have abstract-position units; the rest none.
-    if true_rel or pred_rel:
-        tp = multiset_tp(pred_rel, true_rel)
-        units["abstract_position"] = (tp, len(pred_rel) - tp, len(true_rel) - tp)
-    return units, bool(boxes)
+def _grounding(truths, responses, coords):
+    said = [read_answer("grounding", response, truth["width"], truth["height"], coords)
+            for truth, response in zip(truths, responses, strict=True)]
+    box_units = _box_units([boxes for boxes, _, _ in said], [[i["box"] for i in t["instances"]] for t in truths],
+                           [labels for _, labels, _ in said], [[i["category"] for i in t["instances"]] for t in truths])
+    out = []
+    for truth, (boxes, _, pred_rel), (iou25, iou50) in zip(truths, said, box_units, strict=True):
+        units = {"box_category_iou50": iou50, "box_category_iou25": iou25}
+        true_rel = [p.canonical_relation(r["subject"], r["object"], r["distance"], r["direction"])
+                    for r in truth["relations"]]
+        # Images with relations, and images where the answer states relations the image does
+        # not have (false positives), have abstract-position units; the rest none.
+        if true_rel or pred_rel:
+            tp = multiset_tp(pred_rel, true_rel)
+            units["abstract_position"] = (tp, len(pred_rel) - tp, len(true_rel) - tp)
+        out.append((units, bool(boxes)))
+    return out
 
 
-def _identify(truth, response, coords):
-    return _identify_units(response, truth["category"], truth["position"], truth["size"], truth["shape"])
+def _identify(truths, responses, coords):
+    return [_identify_units(response, truth["category"], truth["position"], truth["size"], truth["shape"])
+            for truth, response in zip(truths, responses, strict=True)]
 
 
-def _refer(truth, response, coords):
-    boxes = read_answer("refer", response, truth["width"], truth["height"], coords)
-    iou25, iou50 = _box_units(boxes, truth["boxes"])
-    return {"iou25": iou25, "iou50": iou50}, bool(boxes)
+def _refer(truths, responses, coords):
+    said = [read_answer("refer", response, truth["width"], truth["height"], coords)
+            for truth, response in zip(truths, responses, strict=True)]
+    return [({"iou25": iou25, "iou50": iou50}, bool(boxes))
+            for boxes, (iou25, iou50) in zip(said, _box_units(said, [t["boxes"] for t in truths]), strict=True)]
 
 
 EVALUATORS = {"classify": _classify, "describe": _describe, "count": _count, "grounding": _grounding,
@@ -151,7 +166,7 @@ def evaluate(cell: str, truth: dict, response: str, coords: str = "pixel") -> tu
     """Per-sample (TP, FP, FN) for each metric of `cell`, and whether the answer parsed."""
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}")
-    return EVALUATORS[CELLS[cell][0]](truth, response if isinstance(response, str) else "", coords)
+    return EVALUATORS[CELLS[cell][0]]([truth], [response if isinstance(response, str) else ""], coords)[0]
 
 
 def load_predictions(path, test_ids: set[str], *, bad_responses: str = "error") -> tuple[dict[str, str], int]:
@@ -162,9 +177,31 @@ def load_predictions(path, test_ids: set[str], *, bad_responses: str = "error") 
     for a cell that has test records. A
     response that is a number, null or a list is an error too, unless `bad_responses` is
     "failure": then it is an empty answer, counted as a parse failure and in the score file."""
-    out: dict[str, str] = {}
-    not_text = 0
-    for line_no, rec in enumerate(read_jsonl(path), start=1):
+    records = read_jsonl(path)
+    if not records and test_ids:
+        raise InputError(path, f"no predictions: the file is empty, and the cell has {len(test_ids)} test records")
+    # Checked in bulk, as set operations; the line at fault is looked for only when one is.
+    ids = [rec.get("id") for rec in records]
+    responses = [rec.get("response", _ABSENT) for rec in records]
+    if set(map(type, ids)) - {str} or _ABSENT in responses:
+        _name_bad_line(path, records, test_ids, bad_responses)
+    out = dict(zip(ids, responses, strict=True))
+    if len(out) != len(records) or not test_ids.issuperset(out) or (
+            bad_responses != "failure" and set(map(type, responses)) - {str}):
+        _name_bad_line(path, records, test_ids, bad_responses)
+    not_text = sum(1 for r in responses if type(r) is not str)
+    if not_text:
+        out = {rid: r if type(r) is str else "" for rid, r in out.items()}
+    return out, not_text
+
+
+_ABSENT = object()
+
+
+def _name_bad_line(path, records: list[dict], test_ids: set[str], bad_responses: str) -> None:
+    """Raise the InputError of the first line of a predictions file that load_predictions refuses."""
+    seen = set()
+    for line_no, rec in enumerate(records, start=1):
         where = f"line {line_no}"
         rid = rec.get("id")
         if not isinstance(rid, str):
@@ -172,22 +209,16 @@ def load_predictions(path, test_ids: set[str], *, bad_responses: str = "error") 
         if "response" not in rec:
             raise InputError(path, f"no 'response' (keys: {', '.join(sorted(rec))}); each line is "
                                    '{"id": ..., "response": "the answer"}', record=f"{where} (id {rid})")
-        if rid in out:
+        if rid in seen:
             raise InputError(path, "duplicated id", record=f"{where} (id {rid})")
         if rid not in test_ids:
             raise InputError(path, "id is not in the cell's test file (is this the predictions file of another "
                                    "cell?)", record=f"{where} (id {rid})")
-        response = rec["response"]
-        if not isinstance(response, str):
-            if bad_responses != "failure":
-                raise InputError(path, f"response is {type(response).__name__}, not text (scoring.bad_responses: "
-                                       "failure scores such lines as parse failures)", record=f"{where} (id {rid})")
-            not_text += 1
-            response = ""
-        out[rid] = response
-    if not out and test_ids:
-        raise InputError(path, f"no predictions: the file is empty, and the cell has {len(test_ids)} test records")
-    return out, not_text
+        if not isinstance(rec["response"], str) and bad_responses != "failure":
+            raise InputError(path, f"response is {type(rec['response']).__name__}, not text "
+                                   "(scoring.bad_responses: failure scores such lines as parse failures)",
+                             record=f"{where} (id {rid})")
+        seen.add(rid)
 
 
 def units_array(units: list) -> np.ndarray:
@@ -196,13 +227,58 @@ def units_array(units: list) -> np.ndarray:
     return np.fromiter(chain.from_iterable(units), dtype=np.int64, count=3 * len(units)).reshape(-1, 3)
 
 
-def per_category_values(units, categories: list) -> dict:
-    """Eq. 3 of one metric per true category (samples without one left out)."""
-    arr = np.asarray(units, dtype=np.int64).reshape(-1, 3)
+def _metric_units(samples: list[dict], categories: list) -> tuple[dict, dict]:
+    """Each metric's (n, 3) array of per-sample (TP, FP, FN), in the order metrics first
+    appear, and the true categories of its samples. Where every sample has the same metrics
+    (all cells but grounding), one flat pass fills them all."""
+    layouts = set(map(tuple, samples))
+    if len(layouts) == 1:
+        names = layouts.pop()
+        flat = np.fromiter(chain.from_iterable(chain.from_iterable(map(dict.values, samples))), dtype=np.int64,
+                           count=3 * len(names) * len(samples)).reshape(len(samples), len(names), 3)
+        return {m: flat[:, i] for i, m in enumerate(names)}, dict.fromkeys(names, categories)
+    names = dict.fromkeys(m for units_of in samples[:1] for m in units_of)
+    names.update(dict.fromkeys(m for units_of in samples for m in units_of if m not in names))
+    return ({m: units_array([u[m] for u in samples if m in u]) for m in names},
+            {m: [c for u, c in zip(samples, categories, strict=True) if m in u] for m in names})
+
+
+def _category_codes(categories: list) -> tuple[list[str], np.ndarray]:
+    """The sorted true categories named, and each sample's index among them (-1: none)."""
     names = sorted({c for c in categories if c is not None})
     index = {c: i for i, c in enumerate(names)}
-    codes = np.fromiter((index.get(c, -1) for c in categories), dtype=np.int64, count=len(categories))
-    return {c: value_of(arr[codes == i]) for i, c in enumerate(names)}
+    return names, np.fromiter(map(index.get, categories, repeat(-1)), dtype=np.int64, count=len(categories))
+
+
+def per_category_values(units, names: list[str], codes: np.ndarray) -> dict:
+    """Eq. 3 of one metric per true category (samples without one, coded -1, left out)."""
+    arr = np.asarray(units, dtype=np.int64).reshape(-1, 3)
+    named = codes >= 0
+    sums = np.stack([np.bincount(codes[named], weights=arr[named, k], minlength=len(names)) for k in range(3)],
+                    axis=1).astype(np.int64)  # float sums of integers below 2**53: exact
+    return {c: value_of(sums[i]) for i, c in enumerate(names)}
+
+
+def _write_details(path, ids: list[str], judged: list[tuple[dict, bool]]) -> None:
+    """One line per sample: its id, whether its answer parsed, and its units. Each line goes
+    to the file as it is made: orjson's outputs, if all were held, cost four times as much.
+    Units that samples share (the cached ones of identification) are serialised once."""
+    dumps, newline, fragment = orjson.dumps, orjson.OPT_APPEND_NEWLINE, orjson.Fragment
+    serialised: dict[int, orjson.Fragment] = {}  # by id(): the units outlive this function
+    with atomic_output(path) as out:
+        write = out.write
+        for rid, (sample_units, parsed) in zip(ids, judged, strict=True):
+            units = serialised.get(id(sample_units))
+            if units is None:
+                units = serialised[id(sample_units)] = fragment(dumps(sample_units))
+            write(dumps({"id": rid, "parsed": parsed, "units": units}, option=newline))
+
+
+def _parse_truths(texts: list[str]) -> list[dict]:
+    """The ground truths of a cell's records, each distinct text parsed once (an identification
+    cell asks three questions of each box); records with the same text share one dict."""
+    parsed: dict[str, dict] = {}
+    return [parsed[text] if text in parsed else parsed.setdefault(text, orjson.loads(text)) for text in texts]
 
 
 def _truth_category(truth: dict) -> str | None:
@@ -224,29 +300,21 @@ def score_cell(cell: str, test_path, predictions_path, *, model: str = "", coord
 
 def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_path, bad_responses) -> dict:
     test = read_jsonl(test_path)
-    predictions, not_text = load_predictions(predictions_path, {rec["id"] for rec in test},
-                                             bad_responses=bad_responses)
+    ids = [rec["id"] for rec in test]
+    truths = _parse_truths([rec["truth"] for rec in test])
+    del test  # freed before the predictions are read: a paper-scale cell's records are 0.5 GB
+    predictions, not_text = load_predictions(predictions_path, set(ids), bad_responses=bad_responses)
+    responses = list(map(predictions.get, ids))
+    missing = responses.count(None)
+    if missing:
+        responses = ["" if r is None else r for r in responses]
     judge = EVALUATORS[CELLS[cell][0]]
-    samples, categories, details = [], [], []
-    failures = missing = 0
-    for rec in test:
-        rid, truth = rec["id"], truth_of(rec)
-        response = predictions.get(rid)
-        if response is None:
-            missing += 1
-            response = ""
-        sample_units, parsed = judge(truth, response, coords)
-        failures += not parsed
-        samples.append(sample_units)
-        categories.append(_truth_category(truth))
-        if details_path is not None:
-            details.append(orjson.dumps({"id": rid, "parsed": parsed, "units": sample_units},
-                                        option=orjson.OPT_APPEND_NEWLINE))
+    judged = judge(truths, responses, coords)
+    samples = [sample_units for sample_units, _ in judged]
+    failures = sum(1 for _, parsed in judged if not parsed)
+    categories = list(map(_truth_category, truths))
     n = len(samples)
-    metric_names = dict.fromkeys(m for units_of in samples[:1] for m in units_of)
-    metric_names.update(dict.fromkeys(m for units_of in samples for m in units_of if m not in metric_names))
-    units = {m: units_array([u[m] for u in samples if m in u]) for m in metric_names}
-    unit_categories = {m: [c for u, c in zip(samples, categories, strict=True) if m in u] for m in metric_names}
+    units, unit_categories = _metric_units(samples, categories)
     if not_text:
         log.warning("%s: %d responses are not text (scored as parse failures)", predictions_path, not_text)
     if missing:
@@ -254,11 +322,11 @@ def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_
     metrics = {m: summarise(units.get(m, np.zeros((0, 3), np.int64)), derive_seed(seed, model, cell, m),
                             UNITS.get(m, "samples"))
                for m in CELL_METRICS[cell]}
-    breakdown = {m: per_category_values(units[m], unit_categories[m]) for m in units
-                 if any(c is not None for c in unit_categories[m])}
+    coded = {id(cats): _category_codes(cats) for cats in unit_categories.values()}
+    breakdown = {m: per_category_values(units[m], *coded[id(unit_categories[m])]) for m in units
+                 if coded[id(unit_categories[m])][0]}
     if details_path is not None:
-        with atomic_output(details_path) as out:
-            out.write(b"".join(details))
+        _write_details(details_path, ids, judged)
     return {"version": __version__, "model": model, "cell": cell, "coords": coords, "n_samples": n,
             "parse_failures": failures,
             "missing_predictions": missing, "responses_not_text": not_text, "metrics": metrics,
