@@ -357,6 +357,7 @@ TRAIN_ALL = [f"{MODELS_DIR}/{m}/adapter.json" for m in models_in_mode("finetune"
 LOSS_CURVES = [f"{MODELS_DIR}/{m}/loss.png" for m in models_in_mode("finetune")]
 INFER_ALL = [f"{PREDICTIONS}/{m}/{c}.jsonl" for m in models_in_mode("finetune", "zero_shot") for c in CELLS]
 SCORE_ALL = [f"{SCORES}/{m}/{c}.json" for m in SCORED_MODELS for c in CELLS]
+DETAILS_ALL = [f"{SCORES}/{m}/{c}.details.jsonl" for m in SCORED_MODELS for c in CELLS]
 TABLES = [
     f"{RESULTS}/tables/{t}"
     for t in (

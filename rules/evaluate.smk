@@ -101,7 +101,8 @@ rule score_cell:
 rule report:
     """Table 3, task scores, intervals, the comparison with the paper, and the figures."""
     input:
-        SCORE_ALL,
+        scores=SCORE_ALL,
+        details=DETAILS_ALL,  # the average's interval resamples samples
     output:
         tables=[t for t in TABLES if t not in TABLE_DOWNLOADS],
         pages=[report(t, category="Benchmark", caption=f"report/{Path(t).stem}.rst") for t in TABLE_PAGES],

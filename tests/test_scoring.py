@@ -3,6 +3,7 @@ should, and the examples of the paper's Figure 6 give the hand-computed values."
 
 import itertools
 import random
+import zlib
 
 import orjson
 import pytest
@@ -398,3 +399,32 @@ def test_boxes_in_each_convention_on_a_non_square_image(coords, scale):
     # Read in the wrong convention, the same answer misses.
     wrong = "norm1000" if coords != "norm1000" else "pixel"
     assert evaluate("refer_multi", truth, "Here: " + " and ".join(parts), wrong)[0]["iou50"][0] < 2
+
+
+def test_intervals_of_the_average_and_per_category(test_files, tmp_path):
+    """The Eq. 4 average's joint bootstrap interval brackets the average and collapses when
+    every answer is right; each category's interval brackets its value, over its samples."""
+    from sarchat_bench.reporting import average_interval, column_values, task_samples, task_scores, weighted_average
+
+    def score_all(answer, folder):
+        folder.mkdir()
+        cells, paths = {}, {}
+        for cell, test in test_files.items():
+            paths[cell] = folder / f"{cell}.json"
+            cells[cell] = score_cell(cell, test, predict(test, folder, answer), model="m",
+                                     details_path=folder / f"{cell}.details.jsonl")
+            paths[cell].write_bytes(orjson.dumps(cells[cell]))
+        return cells, paths
+
+    half = score_all(lambda r: r["messages"][1]["content"] if zlib.crc32(r["id"].encode()) % 2 else "",
+                     tmp_path / "half")
+    average = weighted_average(task_scores(column_values(half[0])), task_samples(half[0]))
+    low, high = average_interval("m", *half)
+    assert low < average < high and high - low < 40 and (low, high) == average_interval("m", *half)
+    assert average_interval("m", *score_all(lambda r: r["messages"][1]["content"], tmp_path / "all")) == (100, 100)
+    for cell, score in half[0].items():
+        for metric, by_category in score["per_category_ci95"].items():
+            assert sum(score["per_category_samples"][metric].values()) <= score["metrics"][metric]["n_samples"]
+            for category, (lo, hi) in by_category.items():
+                value = score["per_category"][metric][category]
+                assert value is None or lo <= value <= hi, (cell, metric, category)

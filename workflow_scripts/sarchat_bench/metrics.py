@@ -114,38 +114,52 @@ def eq3(tp: int, fp: int, fn: int) -> float:
     return 100.0 * tp / total if total else float("nan")
 
 
-def _distinct_rows(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """np.unique(units, axis=0, return_counts=True) for non-negative (TP, FP, FN) rows, through
-    one integer key per row (a 1-D unique sorts ten times faster than a row-wise one)."""
-    base = int(units.max()) + 1 if units.size else 1
-    if base ** 3 >= 2 ** 62:
-        return np.unique(units, axis=0, return_counts=True)
-    keys, counts = np.unique((units[:, 0] * base + units[:, 1]) * base + units[:, 2], return_counts=True)
-    return np.stack([keys // (base * base), keys // base % base, keys % base], axis=1), counts
+def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(rows, axis=0, return_counts=True) for non-negative integer rows, through one
+    integer key per row (a 1-D unique sorts ten times faster than a row-wise one)."""
+    width = rows.shape[1]
+    base = int(rows.max()) + 1 if rows.size else 1
+    if base ** width >= 2 ** 62:
+        return np.unique(rows, axis=0, return_counts=True)
+    keys = rows[:, 0]
+    for column in range(1, width):
+        keys = keys * base + rows[:, column]
+    keys, counts = np.unique(keys, return_counts=True)
+    return np.stack([keys // base ** (width - 1 - column) % base for column in range(width)], axis=1), counts
 
 
-def bootstrap_eq3(units: np.ndarray, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
-    """95 % percentile bootstrap CI of Eq. 3 over samples.
+def bootstrap_sums(rows: np.ndarray, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> np.ndarray:
+    """Column sums of each of `resamples` bootstrap resamples of the rows of an (n, k)
+    non-negative integer array, (resamples, k). Resampling n rows with replacement only
+    changes how often each distinct row is drawn, so a resample is drawn as multinomial counts
+    over the distinct rows: exact, and independent of n in memory."""
+    distinct, counts = _distinct_rows(np.asarray(rows, dtype=np.int64))
+    draws = np.random.default_rng(seed).multinomial(len(rows), counts / len(rows), size=resamples)
+    return draws @ distinct
 
-    `units` is an (n, 3) integer array of per-sample (TP, FP, FN). Resampling n samples with
-    replacement only changes how often each distinct row is drawn, so the resample is drawn
-    as multinomial counts over the distinct rows: exact, and independent of n in memory.
-    """
-    n = len(units)
-    if n == 0:
-        return (float("nan"), float("nan"))
-    rows, counts = _distinct_rows(np.asarray(units, dtype=np.int64))
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(n, counts / n, size=resamples)  # (resamples, distinct rows)
-    sums = draws @ rows                                       # (resamples, 3)
+
+def eq3_values(sums: np.ndarray) -> np.ndarray:
+    """Eq. 3 of each row of an (m, 3) array of summed (TP, FP, FN); NaN where all are 0."""
     total = sums.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        values = np.where(total > 0, 100.0 * sums[:, 0] / total, np.nan)
+        return np.where(total > 0, 100.0 * sums[:, 0] / total, np.nan)
+
+
+def percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    """The 95 % percentile interval of bootstrap values, NaNs left out; (NaN, NaN) if none."""
     values = values[~np.isnan(values)]
     if values.size == 0:
         return (float("nan"), float("nan"))
     low, high = np.percentile(values, [2.5, 97.5])
     return (round(float(low), 2), round(float(high), 2))
+
+
+def bootstrap_eq3(units: np.ndarray, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """95 % percentile bootstrap CI of Eq. 3 over samples; `units` is an (n, 3) integer array
+    of per-sample (TP, FP, FN)."""
+    if len(units) == 0:
+        return (float("nan"), float("nan"))
+    return percentile_interval(eq3_values(bootstrap_sums(units, seed, resamples)))
 
 
 def _reported(value: float) -> float | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from itertools import chain
 from pathlib import Path
 
 import matplotlib
@@ -23,9 +24,11 @@ import pandas as pd  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .html_tables import write_table_html  # noqa: E402
-from .io import atomic_output, read_json, save_figure, write_csv  # noqa: E402
+from .io import atomic_output, read_json, read_jsonl, save_figure, write_csv  # noqa: E402
+from .metrics import BOOTSTRAP_RESAMPLES, bootstrap_sums, eq3_values, percentile_interval  # noqa: E402
 from .stats import PAPER  # noqa: E402
 from .tasks import CELLS  # noqa: E402
+from .tasks.common import derive_seed  # noqa: E402
 
 # (column, cell, metric), in the paper's order.
 COLUMNS = (
@@ -51,6 +54,10 @@ TASK_COLUMNS = {
 }
 TASK_LABELS = {"count": "Instance Counting", "grounding": "Spatial Grounding", "identify": "Cross-Modal Identification",
                "refer": "Referring", "describe": "Fine-Grained Description", "classify": "Classification"}
+AVG_CI = ("Avg CI95 low", "Avg CI95 high")
+CI_NOTE = ("95 % percentile bootstrap over samples (1000 resamples, seeded). The average's: each cell's samples "
+           "resampled, all of that cell's columns from the same resample, Eq. 5 and Eq. 4 recomputed per resample. "
+           "Parse failures count as wrong and stay in the denominator.")
 
 
 def load_scores(score_files: dict[str, dict[str, str]]) -> dict[str, dict[str, dict]]:
@@ -90,12 +97,61 @@ def weighted_average(scores: dict[str, float | None], weights: dict[str, int]) -
     return round(sum(scores[t] * weights[t] for t in TASK_COLUMNS) / sum(weights.values()), 2)
 
 
+def details_path(score_path) -> Path:
+    """The per-sample details written beside a score file (<cell>.json -> <cell>.details.jsonl)."""
+    return Path(score_path).with_suffix(".details.jsonl")
+
+
+def _column_units(path, metrics: list[str]) -> np.ndarray:
+    """Per sample, the (TP, FP, FN) of each of `metrics` side by side, (n, 3 x metrics), from a
+    details file; a metric a sample has no units of (abstract position on an image without
+    relations) counts (0, 0, 0)."""
+    none = (0, 0, 0)
+    records = read_jsonl(path)
+    return np.fromiter(chain.from_iterable(chain.from_iterable(r["units"].get(m, none) for m in metrics)
+                                           for r in records), np.int64, 3 * len(metrics) * len(records)
+                       ).reshape(len(records), 3 * len(metrics))
+
+
+def average_interval(model: str, cells: dict[str, dict], score_paths: dict[str, str],
+                     resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """95 % bootstrap interval of a model's Eq. 4 average: each cell's samples are resampled
+    (every column of a cell from the same resample, as they share samples; cells independently),
+    the columns, Eq. 5 and Eq. 4 recomputed per resample. (NaN, NaN) where the average has no
+    value or a details file is missing."""
+    values = column_values(cells)
+    present = {task: [c for c in cols if values.get(c) is not None] for task, cols in TASK_COLUMNS.items()}
+    weights = task_samples(cells)
+    if weighted_average(task_scores(values), weights) is None:
+        return (float("nan"), float("nan"))
+    replicates = {}
+    for cell, score in cells.items():
+        columns = [(name, metric) for name, c, metric in COLUMNS if c == cell]
+        path = details_path(score_paths[cell])
+        if not path.exists():
+            return (float("nan"), float("nan"))
+        units = _column_units(path, [metric for _, metric in columns])
+        if not len(units):
+            continue
+        sums = bootstrap_sums(units, derive_seed(score["bootstrap"]["seed"], model, cell, "Eq. 4"), resamples)
+        for k, (name, _) in enumerate(columns):
+            replicates[name] = eq3_values(sums[:, 3 * k:3 * k + 3])
+    total = np.zeros(resamples)
+    for task, cols in present.items():
+        stacked = np.stack([replicates[c] for c in cols])
+        have = ~np.isnan(stacked)
+        with np.errstate(invalid="ignore"):
+            total += weights[task] * np.where(have, stacked, 0).sum(axis=0) / have.sum(axis=0)
+    return percentile_interval(total / sum(weights.values()))
+
+
 def _fmt(v) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
 
 
-def table3(scores: dict, registry: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(Table 3, task scores, Eq. 4 weights). Rows grouped by family, then by size; baselines last."""
+def table3(scores: dict, registry: dict, intervals: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(Table 3, task scores, Eq. 4 weights). Rows grouped by family, then by size; baselines last.
+    `intervals` (model -> the average's 95 % interval) adds them to the task scores."""
     rows, task_rows = [], []
     weights = None
     def place(m):  # by family, then size; baselines last
@@ -113,13 +169,25 @@ def table3(scores: dict, registry: dict) -> tuple[pd.DataFrame, pd.DataFrame, di
         avg = weighted_average(per_task, weights_m)
         rows.append({"Model": model, "Family": info.get("family", ""), "Param (B)": info.get("params_b"),
                      "Avg score": avg, **values})
-        task_rows.append({"Model": model, **{TASK_LABELS[t]: s for t, s in per_task.items()}, "Avg score (Eq. 4)": avg})
+        task_rows.append({"Model": model, **{TASK_LABELS[t]: s for t, s in per_task.items()}, "Avg score (Eq. 4)": avg,
+                          **({} if intervals is None else dict(zip(AVG_CI, intervals.get(model, (None, None)))))})
     return pd.DataFrame(rows), pd.DataFrame(task_rows), weights or {}
 
 
-def ci_table(scores: dict) -> pd.DataFrame:
+def ci_table(scores: dict, intervals: dict | None = None) -> pd.DataFrame:
+    """Per model and column: value, interval, units and parse failures; the average's interval
+    first where `intervals` has it."""
     rows = []
     for model, cells in sorted(scores.items()):
+        if intervals and model in intervals:
+            weights = task_samples(cells)
+            rows.append({"Model": model, "Column": "Avg score (Eq. 4)", "Cell": "all",
+                         "Value": weighted_average(task_scores(column_values(cells)), weights),
+                         "CI95 low": intervals[model][0], "CI95 high": intervals[model][1],
+                         "Samples": sum(weights.values()), "Unit": "samples (joint bootstrap, per cell)",
+                         "Parse failures": sum(c["parse_failures"] for c in cells.values()),
+                         "Missing predictions": sum(c["missing_predictions"] for c in cells.values()),
+                         "Cell samples": sum(weights.values())})
         for name, cell, metric in COLUMNS:
             score = cells.get(cell)
             if not score:
@@ -163,10 +231,12 @@ def weights_note(weights: dict) -> str:
             f"test samples n_t: {parts}. Values in percent; \"–\" = no samples or not evaluated.")
 
 
-def write_tables(out_dir, scores: dict, registry: dict, tables: tuple | None = None) -> None:
-    """The tables of the report; `tables` is table3()'s result when the caller has it."""
+def write_tables(out_dir, scores: dict, registry: dict, tables: tuple | None = None,
+                 intervals: dict | None = None) -> None:
+    """The tables of the report; `tables` is table3()'s result when the caller has it,
+    `intervals` the averages' (average_interval)."""
     out_dir = Path(out_dir)
-    table, tasks, weights = tables or table3(scores, registry)
+    table, tasks, weights = tables or table3(scores, registry, intervals)
     note = f"{weights_note(weights)} Made by SARChat-Bench {__version__}."
     write_csv(out_dir / "table3.csv", table)
     write_table_html(out_dir / "table3.html", table, "Table 3: SARChat-Bench results", note)
@@ -179,14 +249,11 @@ def write_tables(out_dir, scores: dict, registry: dict, tables: tuple | None = N
     write_table_html(out_dir / "task_scores.html", tasks, "Task scores (Eq. 5) and average (Eq. 4)", note)
     _write(out_dir / "task_scores.md",
            "# Task scores (Eq. 5) and average (Eq. 4)\n\n" + _markdown(tasks) + "\n" + note + "\n")
-    ci = ci_table(scores)
+    ci = ci_table(scores, intervals)
     write_csv(out_dir / "table3_ci.csv", ci)
     write_table_html(out_dir / "table3_ci.html", ci, "Confidence intervals and parse failures",
-                     "95 % percentile bootstrap over samples (1000 resamples, seeded). Parse failures count as "
-                     "wrong and stay in the denominator.")
-    _write(out_dir / "table3_ci.md", "# Confidence intervals and parse failures\n\n95 % percentile bootstrap over "
-           "samples (1000 resamples, seeded). Parse failures count as wrong and stay in the denominator.\n\n"
-           + _markdown(ci))
+                     CI_NOTE)
+    _write(out_dir / "table3_ci.md", "# Confidence intervals and parse failures\n\n" + CI_NOTE + "\n\n" + _markdown(ci))
     comparison = paper_comparison(table, registry)
     none = "No evaluated model has a row in the paper's Table 3."
     write_table_html(out_dir / "table3_vs_paper.html", comparison, "Ours beside the paper's Table 3",
@@ -232,16 +299,23 @@ def radar_figure(tasks: pd.DataFrame, path, title="Task scores (Eq. 5) per model
     save_figure(fig, path)
 
 
-def params_figure(table: pd.DataFrame, path, title="Average score vs parameters, per family", baselines=()) -> None:
-    """Average score against size, a line per family, each point labelled with its model;
-    baselines (no size) as dashed horizontal reference lines."""
+def params_figure(table: pd.DataFrame, path, title="Average score vs parameters, per family", baselines=(),
+                  intervals: dict | None = None) -> None:
+    """Average score against size, a line per family, each point labelled with its model and,
+    where `intervals` has it, its 95 % interval; baselines (no size) as dashed horizontal
+    reference lines."""
     fig, ax = plt.subplots(figsize=(8, 5))
     sized = table[~table["Model"].isin(baselines)].dropna(subset=["Param (B)"])
     style_of = styles(sorted(sized["Family"].unique()))
+    intervals = intervals or {}
     for family, group in sized.groupby("Family"):
         group = group.sort_values("Param (B)")
-        ax.plot(group["Param (B)"], [_value(v) for v in group["Avg score"]], linestyle="--", label=family,
-                **style_of[family])
+        averages = np.array([_value(v) for v in group["Avg score"]])
+        ax.plot(group["Param (B)"], averages, linestyle="--", label=family, **style_of[family])
+        bounds = np.array([intervals.get(m, (np.nan, np.nan)) for m in group["Model"]], dtype=float).reshape(-1, 2)
+        if not np.isnan(bounds).all():
+            ax.errorbar(group["Param (B)"], averages, yerr=np.abs(bounds.T - averages), fmt="none", capsize=3,
+                        elinewidth=0.9, color=style_of[family]["color"])
         for _, row in group.iterrows():
             if not np.isnan(_value(row["Avg score"])):
                 ax.annotate(row["Model"], (row["Param (B)"], _value(row["Avg score"])), fontsize=6,
@@ -257,26 +331,43 @@ def params_figure(table: pd.DataFrame, path, title="Average score vs parameters,
     save_figure(fig, path)
 
 
-def per_category_figure(scores: dict, path) -> None:
-    """Per-category accuracy of identification (multi) and single-target referring (IoU .5)."""
+def per_category_figure(scores: dict, path, baselines=()) -> None:
+    """Per-category accuracy of three Table 3 columns: a point per model with its 95 %
+    interval (score files' per_category_ci95), models side by side within each category, and
+    the category's test samples under its name; baselines as grey squares. Points and bars
+    stay readable at 16+ models, where bars of 1/16 of a category's width do not."""
     panels = (("identify_multi", "category", "Identification (multi), category"),
               ("refer_single", "iou50", "Referring (single), IoU=.5"),
               ("count", "only_count", "Counting, only count"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(13, 3.8), sharey=True)
+    models = sorted(scores, key=lambda m: (m in baselines, m))
+    style_of = styles([m for m in models if m not in baselines])
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.6), sharey=True)
+    def part(model, cell, metric, key):
+        return scores[model].get(cell, {}).get(key, {}).get(metric, {})
+
     for ax, (cell, metric, title) in zip(axes, panels):
-        models = sorted(scores)
-        categories = sorted({c for m in models
-                             for c in scores[m].get(cell, {}).get("per_category", {}).get(metric, {})})
-        width = 0.8 / max(len(models), 1)
+        categories = sorted({c for m in models for c in part(m, cell, metric, "per_category")})
+        step = 0.8 / max(len(models), 1)
         for i, model in enumerate(models):
-            values = scores[model].get(cell, {}).get("per_category", {}).get(metric, {})
-            ax.bar([x + i * width for x in range(len(categories))],
-                   [values.get(c) if values.get(c) is not None else 0 for c in categories], width, label=model)
-        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(categories))], categories, rotation=30)
+            values, bounds = part(model, cell, metric, "per_category"), part(model, cell, metric, "per_category_ci95")
+            x = np.arange(len(categories)) - 0.4 + (i + 0.5) * step
+            y = np.array([_value(values.get(c)) for c in categories])
+            style = ({"color": "0.45", "marker": "s"} if model in baselines else style_of[model])
+            ax.plot(x, y, linestyle="none", markersize=4, label=model, **style)
+            lohi = np.array([bounds.get(c) or (np.nan, np.nan) for c in categories], dtype=float).reshape(-1, 2)
+            if not np.isnan(lohi).all():
+                ax.errorbar(x, y, yerr=np.abs(lohi.T - y), fmt="none", elinewidth=0.8, color=style["color"])
+        counts = next((part(m, cell, metric, "per_category_samples") for m in models
+                       if part(m, cell, metric, "per_category_samples")), {})
+        ax.set_xticks(range(len(categories)),
+                      [f"{c}\nn={counts[c]:,}" if c in counts else c for c in categories], fontsize=8)
+        for edge in np.arange(len(categories) - 1) + 0.5:
+            ax.axvline(edge, color="0.85", linewidth=0.8)
         ax.set_title(title, fontsize=9)
         ax.set_ylim(0, 100)
-    axes[0].set_ylabel("%")
-    axes[-1].legend(fontsize=7)
+        ax.grid(axis="y", alpha=0.4)
+    axes[0].set_ylabel("% (95 % interval)")
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), ncol=1 + len(models) // 20)
     save_figure(fig, path)
 
 
@@ -293,11 +384,11 @@ def paper_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def write_figures(out_dir, scores: dict, table: pd.DataFrame, tasks: pd.DataFrame, baselines=(),
-                  radar_min: float = 0) -> None:
+                  radar_min: float = 0, intervals: dict | None = None) -> None:
     out_dir = Path(out_dir)
     radar_figure(tasks, out_dir / "radar.png", low=radar_min, baselines=baselines)
-    params_figure(table, out_dir / "avg_vs_params.png", baselines=baselines)
-    per_category_figure(scores, out_dir / "per_category.png")
+    params_figure(table, out_dir / "avg_vs_params.png", baselines=baselines, intervals=intervals)
+    per_category_figure(scores, out_dir / "per_category.png", baselines=baselines)
     # The paper's numbers through the same code: a reference for reading ours (Figure 1, right).
     paper_table, paper_tasks = paper_tables()
     radar_figure(paper_tasks[paper_tasks.Model.isin(["internvl2.5-8b", "deepseek-vl-7b", "phi3.5-vision",
@@ -309,7 +400,8 @@ def write_figures(out_dir, scores: dict, table: pd.DataFrame, tasks: pd.DataFram
 def report(tables_dir: str | os.PathLike, figures_dir: str | os.PathLike, score_files: dict, registry: dict,
            radar_min: float = 0) -> None:
     scores = load_scores(score_files)
-    tables = table3(scores, registry)
-    write_tables(tables_dir, scores, registry, tables)
+    intervals = {model: average_interval(model, cells, score_files[model]) for model, cells in scores.items()}
+    tables = table3(scores, registry, intervals)
+    write_tables(tables_dir, scores, registry, tables, intervals)
     baselines = [m for m, info in registry.items() if info.get("mode") == "baseline"]
-    write_figures(figures_dir, scores, *tables[:2], baselines=baselines, radar_min=radar_min)
+    write_figures(figures_dir, scores, *tables[:2], baselines=baselines, radar_min=radar_min, intervals=intervals)

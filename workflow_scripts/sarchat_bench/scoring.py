@@ -21,7 +21,7 @@ import orjson
 from . import __version__
 from . import parsing as p
 from .io import InputError, atomic_output, gc_paused, read_jsonl
-from .metrics import match_counts_cells, multiset_tp, summarise, value_of
+from .metrics import bootstrap_eq3, match_counts_cells, multiset_tp, summarise, value_of
 from .tasks import CELLS
 from .tasks.common import derive_seed
 
@@ -274,6 +274,19 @@ def _write_details(path, ids: list[str], judged: list[tuple[dict, bool]]) -> Non
             write(dumps({"id": rid, "parsed": parsed, "units": units}, option=newline))
 
 
+def per_category_samples(names: list[str], codes: np.ndarray) -> dict:
+    """Samples of one metric per true category."""
+    counts = np.bincount(codes[codes >= 0], minlength=len(names))
+    return {c: int(k) for c, k in zip(names, counts, strict=True)}
+
+
+def per_category_intervals(units, names: list[str], codes: np.ndarray, seed: int) -> dict:
+    """The 95 % bootstrap interval of one metric per true category, resampling that category's
+    samples (one stream per category, drawn from `seed`)."""
+    arr = np.asarray(units, dtype=np.int64).reshape(-1, 3)
+    return {c: list(bootstrap_eq3(arr[codes == i], derive_seed(seed, c))) for i, c in enumerate(names)}
+
+
 def _parse_truths(texts: list[str]) -> list[dict]:
     """The ground truths of a cell's records, each distinct text parsed once (an identification
     cell asks three questions of each box); records with the same text share one dict."""
@@ -325,9 +338,16 @@ def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_
     coded = {id(cats): _category_codes(cats) for cats in unit_categories.values()}
     breakdown = {m: per_category_values(units[m], *coded[id(unit_categories[m])]) for m in units
                  if coded[id(unit_categories[m])][0]}
+    # Samples and intervals per category, for the cell's reported metrics (the figure's bars).
+    reported = [m for m in CELL_METRICS[cell] if m in breakdown]
+    category_samples = {m: per_category_samples(*coded[id(unit_categories[m])]) for m in reported}
+    category_ci = {m: per_category_intervals(units[m], *coded[id(unit_categories[m])],
+                                             seed=derive_seed(seed, model, cell, m, "per category"))
+                   for m in reported}
     if details_path is not None:
         _write_details(details_path, ids, judged)
     return {"version": __version__, "model": model, "cell": cell, "coords": coords, "n_samples": n,
             "parse_failures": failures,
             "missing_predictions": missing, "responses_not_text": not_text, "metrics": metrics,
-            "per_category": breakdown, "bootstrap": {"resamples": 1000, "seed": seed, "level": 0.95}}
+            "per_category": breakdown, "per_category_samples": category_samples, "per_category_ci95": category_ci,
+            "bootstrap": {"resamples": 1000, "seed": seed, "level": 0.95}}
