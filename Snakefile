@@ -2,6 +2,7 @@
 # Run `snakemake --cores all` for the demo, `snakemake --profile slurm <target>` on a cluster.
 # Targets: build_dataset, validate_dataset, train_all, infer_all, score_all, report (see README "Targets" for the full list).
 
+import os
 import sys
 
 from snakemake.utils import min_version, validate
@@ -20,6 +21,12 @@ from sarchat_bench.configuration import coerce_config  # noqa: E402
 CONFIG_SCHEMA = f"{workflow.basedir}/workflow_scripts/sarchat_bench/schemas/config.schema.yaml"
 coerce_config(config, CONFIG_SCHEMA)
 validate(config, CONFIG_SCHEMA)
+
+# Every job records the run it belongs to (provenance.py); a job on a SLURM node inherits them.
+from sarchat_bench import provenance  # noqa: E402
+
+os.environ.setdefault(provenance.GIT_COMMIT_ENV, provenance.git_commit(workflow.basedir) or "unknown")
+os.environ.setdefault(provenance.CONFIG_DIGEST_ENV, provenance.config_digest(config))
 
 
 report: "rules/report/workflow.rst"

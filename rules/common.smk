@@ -369,13 +369,17 @@ TABLES = [
         "task_scores.md",
         "task_scores.csv",
         "table3_vs_paper.md",
+        "provenance.md",
+        "provenance.csv",
     )
 ]
 # Shown in the report's pages (each with its own caption, rules/report/<name>.rst); the .md and
 # .csv/.tex copies stay beside them, the .csv/.tex ones as downloads.
 ANSWERS = f"{RESULTS}/answers"
 ANSWER_PAGES = [f"{ANSWERS}/{m}.html" for m in SCORED_MODELS]
-TABLE_PAGES = [f"{RESULTS}/tables/{t}.html" for t in ("table3", "task_scores", "table3_ci", "table3_vs_paper")]
+TABLE_PAGES = [
+    f"{RESULTS}/tables/{t}.html" for t in ("table3", "task_scores", "table3_ci", "table3_vs_paper", "provenance")
+]
 TABLE_DOWNLOADS = [t for t in TABLES if t.endswith((".csv", ".tex"))]
 FIGURES = [
     f"{RESULTS}/figures/{f}.png"

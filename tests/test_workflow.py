@@ -1,5 +1,6 @@
 """The real Snakemake workflow on generated data, in a scratch working directory."""
 
+import importlib.metadata
 import os
 import re
 import subprocess
@@ -197,9 +198,21 @@ def test_demo_runs_the_whole_chain(tmp_path):
     answers = (results / "answers" / "tiny-llava1.5-wide.html").read_text()
     assert answers.count("<img ") == sum(min(20, len(records(results / "sarchat" / "test" / f"{c}.jsonl")))
                                          for c in CELLS) and "unparsed" in answers
+    # Provenance: what the inference job ran with, the run's commit and config, in the score file.
+    score = orjson.loads((results / "scores" / "tiny-llava1.5-wide" / "count.json").read_bytes())
+    (inference,) = score["provenance"]["predictions"]["inference"]
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert inference["job"]["packages"]["ms-swift"] == importlib.metadata.version("ms-swift")
+    assert inference["job"]["git_commit"].startswith(head.strip()) and len(head.strip()) == 40
+    assert inference["job"]["config_digest"] == score["provenance"]["scoring"]["config_digest"]
+    adapter = orjson.loads((results / "models" / "tiny-llava1.5-wide" / "adapter.json").read_bytes())
+    assert inference["model"]["adapter_digest"] == adapter["adapter_digest"]
+    assert inference["model"]["source"] == {"tiny": "llava1_5_hf_wide"}
+    provenance_table = (results / "tables" / "provenance.md").read_text()
+    assert importlib.metadata.version("transformers") in provenance_table and head[:12] in provenance_table
     snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
     html = (tmp_path / "report.html").read_text()
-    assert "table3.md" in html and "categories.png" in html and len(html) > 100_000
+    assert "table3.md" in html and "categories.png" in html and "provenance.html" in html and len(html) > 100_000
     # The adapter merges into full weights for backends that need them.
     snakemake(tmp_path, "results/models/tiny-llava1.5-wide/merged", extra_config=demo)
     assert (results / "models" / "tiny-llava1.5-wide" / "merged" / "config.json").is_file()

@@ -143,12 +143,14 @@ def cmd_figures(args) -> None:
 
 
 def cmd_score(args) -> None:
+    from .provenance import for_score_file
     from .scoring import score_cell
 
     result = score_cell(args.cell, args.test, args.predictions, model=args.model, coords=args.coords, seed=args.seed,
                         details_path=args.details, bad_responses=args.bad_responses)
     if args.format_instruction:
         result["format_instruction"] = args.format_instruction
+    result["provenance"] = for_score_file(args.predictions)
     write_json(args.out, result)
     values = ", ".join(f"{m} {v['value'] if v['value'] is not None else '-'}" for m, v in result["metrics"].items())
     log.info("%s %s: %d samples, %d parse failures; %s", args.model, args.cell, result["n_samples"],
@@ -176,8 +178,10 @@ def cmd_loss_curve(args) -> None:
 def cmd_baseline(args) -> None:
     from .baselines import majority_predictions
     from .io import write_jsonl
+    from .provenance import write_baseline
 
     n = write_jsonl(args.out, majority_predictions(args.train, args.test, args.cell))
+    write_baseline(args.out, "majority-answer: the most frequent answer of the training mix (docs/scoring.md)")
     log.info("%s: %d baseline answers", args.out, n)
 
 
@@ -248,6 +252,7 @@ def cmd_infer(args) -> None:
     os.environ.update({**cache_env(run["cache_dir"]), **OFFLINE, **{k: str(v) for k, v in spec["env"].items()}})
     from .inference import endpoint_predictor, records_digest, run_shard, shard_records, swift_predictor
     from .io import read_json
+    from .provenance import write_inference
 
     records = shard_records(args.test, args.shard)
     if instruction := spec["settings"].get("format_instruction"):  # zero-shot: say how to answer
@@ -276,6 +281,7 @@ def cmd_infer(args) -> None:
                                   engine_kwargs={**load, **settings.get("engine_kwargs", {})})
         per_call = options["requests_per_call"] if settings["backend"] == "vllm" else options["batch_size"]
     summary = run_shard(records, predict, args.out, args.partial, batch_size=per_call, made_from=made_from)
+    write_inference(args.out, made_from)
     log.info("%s: %d records (%d predicted in this run, %.0f s)", args.out, summary["records"],
              summary["predicted_now"], summary["seconds"])
 
@@ -325,8 +331,10 @@ def cmd_envs(args) -> None:
 
 def cmd_merge_predictions(args) -> None:
     from .inference import merge_shards
+    from .provenance import merge_inference
 
     n = merge_shards(args.test, args.shards, args.out)
+    merge_inference(args.shards, args.out)
     log.info("%s: %d predictions, ids checked against %s", args.out, n, args.test)
 
 

@@ -54,6 +54,10 @@ TASK_COLUMNS = {
 }
 TASK_LABELS = {"count": "Instance Counting", "grounding": "Spatial Grounding", "identify": "Cross-Modal Identification",
                "refer": "Referring", "describe": "Fine-Grained Description", "classify": "Classification"}
+PROVENANCE_NOTE = ("From the score files: each inference job records its packages, the model's source and revision, "
+                   "the adapter's digest, the git commit and the config digest of its run; each score job its own "
+                   "commit and config. Digests and commits are shortened to 12 characters; \"+modified\": the "
+                   "checkout had uncommitted changes.")
 AVG_CI = ("Avg CI95 low", "Avg CI95 high")
 CI_NOTE = ("95 % percentile bootstrap over samples (1000 resamples, seeded). The average's: each cell's samples "
            "resampled, all of that cell's columns from the same resample, Eq. 5 and Eq. 4 recomputed per resample. "
@@ -215,6 +219,69 @@ def paper_comparison(table: pd.DataFrame, registry: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Model", "Paper row", "Column", "Ours", "Paper", "Delta"])
 
 
+PROVENANCE_PACKAGES = ("ms-swift", "transformers", "torch", "vllm", "peft")
+
+
+def _short(value, n: int = 12) -> str | None:
+    return None if value is None else str(value)[:n] + ("+modified" if str(value).endswith("+modified") else "")
+
+
+def _source_text(source: dict | None) -> str | None:
+    source = source or {}
+    if "hub" in source:
+        return f"{source['hub']}@{source.get('revision') or 'unpinned'}"
+    if "tiny" in source:
+        return f"tiny model ({source['tiny']}, random weights)"
+    if "local" in source:
+        return f"local: {source['local']}"
+    if "endpoint" in source:
+        return f"served: {source['endpoint'].get('base_url')} ({source['endpoint'].get('model')})"
+    return None
+
+
+def _identity_text(identity: dict | None) -> str | None:
+    identity = identity or {}
+    if "snapshot" in identity:
+        return f"snapshot {identity['snapshot']}"
+    if "files" in identity:
+        return f"files {_short(identity['files'])}"
+    return None
+
+
+def provenance_table(scores: dict) -> pd.DataFrame:
+    """Per model, what made its numbers: the model's source, revision and adapter, the packages
+    of its inference jobs, and the code and config of the inference and score jobs (distinct
+    values joined; "–" where a score file predates provenance)."""
+    rows = []
+    for model, cells in sorted(scores.items()):
+        provenances = [score["provenance"] for _, score in sorted(cells.items()) if "provenance" in score]
+        inference = [r for prov in provenances for r in prov["predictions"].get("inference", [])]
+        scoring = [prov["scoring"] for prov in provenances]
+
+        def distinct(values):
+            return ", ".join(sorted({str(v) for v in values if v is not None})) or "–"
+
+        made_elsewhere = [prov["predictions"].get("baseline") or
+                          (f"predictions file sha256:{_short(prov['predictions']['file_sha256'])}"
+                           if "file_sha256" in prov["predictions"] else None) for prov in provenances]
+        rows.append({
+            "Model": model,
+            "Source": distinct([_source_text(r["model"]["source"]) for r in inference] + made_elsewhere),
+            "Revision / files": distinct(_identity_text(r["model"]["identity"]) for r in inference),
+            "Adapter": distinct(_short(r["model"]["adapter_digest"]) for r in inference),
+            **{package: distinct(r["job"]["packages"].get(package) for r in inference)
+               for package in PROVENANCE_PACKAGES},
+            "Commit (inference)": distinct(_short(r["job"]["git_commit"]) for r in inference),
+            "Config (inference)": distinct(_short(r["job"]["config_digest"]) for r in inference),
+            "Commit (scoring)": distinct(_short(j["git_commit"]) for j in scoring),
+            "Config (scoring)": distinct(_short(j["config_digest"]) for j in scoring),
+            "SARChat-Bench": distinct([j["sarchat_bench"] for j in scoring]
+                                      + [r["job"]["sarchat_bench"] for r in inference]),
+            "Cells without provenance": len(cells) - len(provenances),
+        })
+    return pd.DataFrame(rows)
+
+
 def _write(path, text: str) -> None:
     with atomic_output(path, "w") as out:
         out.write(text)
@@ -254,6 +321,12 @@ def write_tables(out_dir, scores: dict, registry: dict, tables: tuple | None = N
     write_table_html(out_dir / "table3_ci.html", ci, "Confidence intervals and parse failures",
                      CI_NOTE)
     _write(out_dir / "table3_ci.md", "# Confidence intervals and parse failures\n\n" + CI_NOTE + "\n\n" + _markdown(ci))
+    provenance = provenance_table(scores)
+    write_csv(out_dir / "provenance.csv", provenance)
+    write_table_html(out_dir / "provenance.html", provenance, "Provenance: what produced these numbers",
+                     PROVENANCE_NOTE)
+    _write(out_dir / "provenance.md", "# Provenance: what produced these numbers\n\n" + PROVENANCE_NOTE + "\n\n"
+           + _markdown(provenance))
     comparison = paper_comparison(table, registry)
     none = "No evaluated model has a row in the paper's Table 3."
     write_table_html(out_dir / "table3_vs_paper.html", comparison, "Ours beside the paper's Table 3",
@@ -323,7 +396,8 @@ def params_figure(table: pd.DataFrame, path, title="Average score vs parameters,
     for _, row in table[table["Model"].isin(baselines)].iterrows():
         if not np.isnan(_value(row["Avg score"])):
             ax.axhline(_value(row["Avg score"]), color="0.45", linestyle=":", label=f"{row['Model']} (no model)")
-    ax.set_xlabel("Parameters (billions)")
+    ax.set_xscale("log")  # 1B to 78B models, and the demo's tiny ones
+    ax.set_xlabel("Parameters (billions, log scale)")
     ax.set_ylabel("Average score (Eq. 4)")
     ax.set_title(title)
     ax.grid(alpha=0.4)

@@ -261,17 +261,12 @@ def per_category_values(units, names: list[str], codes: np.ndarray) -> dict:
 
 def _write_details(path, ids: list[str], judged: list[tuple[dict, bool]]) -> None:
     """One line per sample: its id, whether its answer parsed, and its units. Each line goes
-    to the file as it is made: orjson's outputs, if all were held, cost four times as much.
-    Units that samples share (the cached ones of identification) are serialised once."""
-    dumps, newline, fragment = orjson.dumps, orjson.OPT_APPEND_NEWLINE, orjson.Fragment
-    serialised: dict[int, orjson.Fragment] = {}  # by id(): the units outlive this function
+    to the file as it is made: orjson's outputs, if all were held, cost four times as much."""
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     with atomic_output(path) as out:
         write = out.write
         for rid, (sample_units, parsed) in zip(ids, judged, strict=True):
-            units = serialised.get(id(sample_units))
-            if units is None:
-                units = serialised[id(sample_units)] = fragment(dumps(sample_units))
-            write(dumps({"id": rid, "parsed": parsed, "units": units}, option=newline))
+            write(dumps({"id": rid, "parsed": parsed, "units": sample_units}, option=newline))
 
 
 def per_category_samples(names: list[str], codes: np.ndarray) -> dict:
