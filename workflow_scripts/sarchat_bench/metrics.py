@@ -92,10 +92,7 @@ def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _match_matrix(overlaps: np.ndarray, can: np.ndarray) -> int:
-    if not can.any():
-        return 0
-    if (can.sum(axis=0) <= 1).all() and (can.sum(axis=1) <= 1).all():
-        return int(can.sum())  # no two candidate pairs share a box: all of them match
+    """The largest matching among one sample's candidate pairs `can`, ties broken by total IoU."""
     big = float(min(overlaps.shape) + 1)  # any extra pair outweighs any IoU total
     weights = np.where(can, big + overlaps, 0.0)
     rows, cols = linear_sum_assignment(weights, maximize=True)

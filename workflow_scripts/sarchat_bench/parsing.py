@@ -55,6 +55,11 @@ class AnyCase:
         regex, text = self._pick(text)
         return regex.findall(text)
 
+    def split(self, text: str) -> list[str]:
+        """The pieces between matches (lower-cased where the text is ASCII)."""
+        regex, text = self._pick(text)
+        return regex.split(text)
+
 
 CATEGORY_WORDS = {
     "ship": ("ship", "ships", "boat", "boats", "vessel", "vessels"),
@@ -87,7 +92,7 @@ COUNT_RE = AnyCase(r"\b(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(?:instances?|ta
 FIRST_NUMBER_RE = AnyCase(r"\b(\d+|" + "|".join(_NUMBER_WORDS) + r")\b")
 FINAL_RE = AnyCase(r"\b(?:final\s+answer|answer)\s*(?::|is\b)")
 # Clauses: sentences, and the parts of a sentence around a contrast ("looks like a car, but it is a ship").
-CLAUSE_RE = re.compile(r"[.;!?\n]+|\bbut\b|\bhowever\b", re.I)
+CLAUSE_RE = AnyCase(r"[.;!?\n]+|\bbut\b|\bhowever\b")
 NEGATION_RE = AnyCase(r"\b(?:not|no|never|without|isn't|aren't|neither|nor)\s+(?:(?:a|an|the|any)\s+)?$")
 MAX_DIGITS = 18  # a longer number is no count of anything (and int() refuses beyond 4,300 digits)
 # (subject, object, distance, direction) and its converse are one fact.
@@ -246,8 +251,7 @@ def find_categories(text: str) -> list[str]:
 def named_categories(text: str) -> list[str]:
     """Categories the answer names as its answer: the ones, in order, of the last clause of its
     answer region that names any, leaving out negated mentions ("not a tank")."""
-    region = answer_region(text)
-    for clause in reversed(clauses(region.lower() if region.isascii() else region)):
+    for clause in reversed(clauses(answer_region(text))):
         named = [category for start, category in category_spans(clause)
                  if not NEGATION_RE.search(clause[:start])]
         if named:

@@ -291,6 +291,15 @@ def _markdown(df: pd.DataFrame) -> str:
     return df.to_markdown(index=False, floatfmt=".2f", missingval="–") + "\n"
 
 
+def _write_table(stem: Path, table: pd.DataFrame, title: str, note: str, note_first: bool = False) -> None:
+    """A table as <stem>.csv, <stem>.html (the report's page) and <stem>.md, with its title and
+    its note (in the Markdown, before the table or after it)."""
+    write_csv(stem.with_suffix(".csv"), table)
+    write_table_html(stem.with_suffix(".html"), table, title, note)
+    body = note + "\n\n" + _markdown(table) if note_first else _markdown(table) + "\n" + note + "\n"
+    _write(stem.with_suffix(".md"), f"# {title}\n\n" + body)
+
+
 def weights_note(weights: dict) -> str:
     total = sum(weights.values()) or 1
     parts = ", ".join(f"{TASK_LABELS[t]} {n} ({100 * n / total:.1f} %)" for t, n in weights.items())
@@ -305,28 +314,16 @@ def write_tables(out_dir, scores: dict, registry: dict, tables: tuple | None = N
     out_dir = Path(out_dir)
     table, tasks, weights = tables or table3(scores, registry, intervals)
     note = f"{weights_note(weights)} Made by SARChat-Bench {__version__}."
-    write_csv(out_dir / "table3.csv", table)
-    write_table_html(out_dir / "table3.html", table, "Table 3: SARChat-Bench results", note)
-    _write(out_dir / "table3.md", "# Table 3: SARChat-Bench results\n\n" + _markdown(table) + "\n" + note + "\n")
+    _write_table(out_dir / "table3", table, "Table 3: SARChat-Bench results", note)
     latex = table.drop(columns=["Family"]).to_latex(index=False, float_format="%.2f", na_rep="--",
                                                     caption="SARChat-Bench results (Table 3 layout). " + note,
                                                     label="tab:sarchat-bench")
     _write(out_dir / "table3.tex", latex)
-    write_csv(out_dir / "task_scores.csv", tasks)
-    write_table_html(out_dir / "task_scores.html", tasks, "Task scores (Eq. 5) and average (Eq. 4)", note)
-    _write(out_dir / "task_scores.md",
-           "# Task scores (Eq. 5) and average (Eq. 4)\n\n" + _markdown(tasks) + "\n" + note + "\n")
-    ci = ci_table(scores, intervals)
-    write_csv(out_dir / "table3_ci.csv", ci)
-    write_table_html(out_dir / "table3_ci.html", ci, "Confidence intervals and parse failures",
-                     CI_NOTE)
-    _write(out_dir / "table3_ci.md", "# Confidence intervals and parse failures\n\n" + CI_NOTE + "\n\n" + _markdown(ci))
-    provenance = provenance_table(scores)
-    write_csv(out_dir / "provenance.csv", provenance)
-    write_table_html(out_dir / "provenance.html", provenance, "Provenance: what produced these numbers",
-                     PROVENANCE_NOTE)
-    _write(out_dir / "provenance.md", "# Provenance: what produced these numbers\n\n" + PROVENANCE_NOTE + "\n\n"
-           + _markdown(provenance))
+    _write_table(out_dir / "task_scores", tasks, "Task scores (Eq. 5) and average (Eq. 4)", note)
+    _write_table(out_dir / "table3_ci", ci_table(scores, intervals), "Confidence intervals and parse failures",
+                 CI_NOTE, note_first=True)
+    _write_table(out_dir / "provenance", provenance_table(scores), "Provenance: what produced these numbers",
+                 PROVENANCE_NOTE, note_first=True)
     comparison = paper_comparison(table, registry)
     none = "No evaluated model has a row in the paper's Table 3."
     write_table_html(out_dir / "table3_vs_paper.html", comparison, "Ours beside the paper's Table 3",
@@ -349,6 +346,13 @@ def styles(keys: list[str]) -> dict[str, dict]:
 
 def _value(v):
     return np.nan if v is None or pd.isna(v) else float(v)
+
+
+def _interval_bars(ax, x, values, bounds: list, **style) -> None:
+    """Error bars from (low, high) intervals around `values` (None or NaN: no bar)."""
+    lohi = np.array([b or (np.nan, np.nan) for b in bounds], dtype=float).reshape(-1, 2)
+    if not np.isnan(lohi).all():
+        ax.errorbar(x, values, yerr=np.abs(lohi.T - values), fmt="none", **style)
 
 
 def radar_figure(tasks: pd.DataFrame, path, title="Task scores (Eq. 5) per model", low=0, baselines=()) -> None:
@@ -385,10 +389,8 @@ def params_figure(table: pd.DataFrame, path, title="Average score vs parameters,
         group = group.sort_values("Param (B)")
         averages = np.array([_value(v) for v in group["Avg score"]])
         ax.plot(group["Param (B)"], averages, linestyle="--", label=family, **style_of[family])
-        bounds = np.array([intervals.get(m, (np.nan, np.nan)) for m in group["Model"]], dtype=float).reshape(-1, 2)
-        if not np.isnan(bounds).all():
-            ax.errorbar(group["Param (B)"], averages, yerr=np.abs(bounds.T - averages), fmt="none", capsize=3,
-                        elinewidth=0.9, color=style_of[family]["color"])
+        _interval_bars(ax, group["Param (B)"], averages, [intervals.get(m) for m in group["Model"]],
+                       capsize=3, elinewidth=0.9, color=style_of[family]["color"])
         for _, row in group.iterrows():
             if not np.isnan(_value(row["Avg score"])):
                 ax.annotate(row["Model"], (row["Param (B)"], _value(row["Avg score"])), fontsize=6,
@@ -428,9 +430,7 @@ def per_category_figure(scores: dict, path, baselines=()) -> None:
             y = np.array([_value(values.get(c)) for c in categories])
             style = ({"color": "0.45", "marker": "s"} if model in baselines else style_of[model])
             ax.plot(x, y, linestyle="none", markersize=4, label=model, **style)
-            lohi = np.array([bounds.get(c) or (np.nan, np.nan) for c in categories], dtype=float).reshape(-1, 2)
-            if not np.isnan(lohi).all():
-                ax.errorbar(x, y, yerr=np.abs(lohi.T - y), fmt="none", elinewidth=0.8, color=style["color"])
+            _interval_bars(ax, x, y, [bounds.get(c) for c in categories], elinewidth=0.8, color=style["color"])
         counts = next((part(m, cell, metric, "per_category_samples") for m in models
                        if part(m, cell, metric, "per_category_samples")), {})
         ax.set_xticks(range(len(categories)),

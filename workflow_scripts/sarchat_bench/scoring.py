@@ -23,7 +23,7 @@ from . import parsing as p
 from .io import InputError, atomic_output, gc_paused, read_jsonl
 from .metrics import bootstrap_eq3, match_counts_cells, multiset_tp, summarise, value_of
 from .tasks import CELLS
-from .tasks.common import derive_seed
+from .tasks.common import derive_seed, truth_of
 
 log = logging.getLogger(__name__)
 
@@ -282,11 +282,12 @@ def per_category_intervals(units, names: list[str], codes: np.ndarray, seed: int
     return {c: list(bootstrap_eq3(arr[codes == i], derive_seed(seed, c))) for i, c in enumerate(names)}
 
 
-def _parse_truths(texts: list[str]) -> list[dict]:
-    """The ground truths of a cell's records, each distinct text parsed once (an identification
-    cell asks three questions of each box); records with the same text share one dict."""
+def _parse_truths(records: list[dict]) -> list[dict]:
+    """The ground truths of a cell's records, each distinct one parsed once (an identification
+    cell asks three questions of each box); records with the same truth share one dict."""
     parsed: dict[str, dict] = {}
-    return [parsed[text] if text in parsed else parsed.setdefault(text, orjson.loads(text)) for text in texts]
+    return [parsed[rec["truth"]] if rec["truth"] in parsed else parsed.setdefault(rec["truth"], truth_of(rec))
+            for rec in records]
 
 
 def _truth_category(truth: dict) -> str | None:
@@ -309,7 +310,7 @@ def score_cell(cell: str, test_path, predictions_path, *, model: str = "", coord
 def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_path, bad_responses) -> dict:
     test = read_jsonl(test_path)
     ids = [rec["id"] for rec in test]
-    truths = _parse_truths([rec["truth"] for rec in test])
+    truths = _parse_truths(test)
     del test  # freed before the predictions are read: a paper-scale cell's records are 0.5 GB
     predictions, not_text = load_predictions(predictions_path, set(ids), bad_responses=bad_responses)
     responses = list(map(predictions.get, ids))
@@ -330,14 +331,14 @@ def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_
     metrics = {m: summarise(units.get(m, np.zeros((0, 3), np.int64)), derive_seed(seed, model, cell, m),
                             UNITS.get(m, "samples"))
                for m in CELL_METRICS[cell]}
-    coded = {id(cats): _category_codes(cats) for cats in unit_categories.values()}
-    breakdown = {m: per_category_values(units[m], *coded[id(unit_categories[m])]) for m in units
-                 if coded[id(unit_categories[m])][0]}
-    # Samples and intervals per category, for the cell's reported metrics (the figure's bars).
+    coded = {id(cats): _category_codes(cats) for cats in unit_categories.values()}  # metrics share lists
+    codes_of = {m: coded[id(cats)] for m, cats in unit_categories.items()}
+    breakdown = {m: per_category_values(units[m], *codes_of[m]) for m in units if codes_of[m][0]}
+    # Samples and intervals per category, for the cell's reported metrics (the figure's points).
     reported = [m for m in CELL_METRICS[cell] if m in breakdown]
-    category_samples = {m: per_category_samples(*coded[id(unit_categories[m])]) for m in reported}
-    category_ci = {m: per_category_intervals(units[m], *coded[id(unit_categories[m])],
-                                             seed=derive_seed(seed, model, cell, m, "per category"))
+    category_samples = {m: per_category_samples(*codes_of[m]) for m in reported}
+    category_ci = {m: per_category_intervals(units[m], *codes_of[m], seed=derive_seed(seed, model, cell, m,
+                                                                                       "per category"))
                    for m in reported}
     if details_path is not None:
         _write_details(details_path, ids, judged)
