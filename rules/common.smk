@@ -376,7 +376,7 @@ TABLES = [
 # Shown in the report's pages (each with its own caption, rules/report/<name>.rst); the .md and
 # .csv/.tex copies stay beside them, the .csv/.tex ones as downloads.
 ANSWERS = f"{RESULTS}/answers"
-ANSWER_PAGES = [f"{ANSWERS}/{m}.html" for m in SCORED_MODELS]
+ANSWER_PAGES = [f"{ANSWERS}/{m}/{c}.html" for m in SCORED_MODELS for c in CELLS]
 TABLE_PAGES = [
     f"{RESULTS}/tables/{t}.html" for t in ("table3", "task_scores", "table3_ci", "table3_vs_paper", "provenance")
 ]

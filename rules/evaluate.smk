@@ -126,18 +126,24 @@ rule report:
 
 
 rule answer_browser:
-    """One model's answers beside the references, with verdicts and boxes drawn (one page)."""
+    """One model's answers on one test file beside the references, with verdicts and boxes drawn."""
     input:
-        test=list(TEST_FILES.values()),
-        scores=expand(f"{SCORES}/{{{{model}}}}/{{cell}}.json", cell=CELLS),
-        details=expand(f"{SCORES}/{{{{model}}}}/{{cell}}.details.jsonl", cell=CELLS),
-        predictions=expand(f"{PREDICTIONS}/{{{{model}}}}/{{cell}}.jsonl", cell=CELLS),
+        test=f"{SARCHAT}/test/{{cell}}.jsonl",
+        score=f"{SCORES}/{{model}}/{{cell}}.json",
+        details=f"{SCORES}/{{model}}/{{cell}}.details.jsonl",
+        predictions=f"{PREDICTIONS}/{{model}}/{{cell}}.jsonl",
     output:
-        report(f"{ANSWERS}/{{model}}.html", category="Answers", caption="report/answers.rst"),
+        report(
+            f"{ANSWERS}/{{model}}/{{cell}}.html",
+            category="Answers",
+            subcategory="{model}",
+            labels={"test file": "{cell}"},
+            caption="report/answers.rst",
+        ),
     log:
-        f"{LOGS}/answer_browser/{{model}}.log",
+        f"{LOGS}/answer_browser/{{model}}/{{cell}}.log",
     benchmark:
-        f"{BENCH}/answer_browser/{{model}}.tsv"
+        f"{BENCH}/answer_browser/{{model}}/{{cell}}.tsv"
     wildcard_constraints:
         model=MODEL_KEYS,
     conda:
@@ -145,13 +151,10 @@ rule answer_browser:
     params:
         per_cell=config["report"]["answers_per_cell"],
         side=config["report"]["thumbnail_px"],
-        test_dir=lambda w, input: Path(input.test[0]).parent,
-        predictions_dir=lambda w, input: Path(input.predictions[0]).parent,
-        scores_dir=lambda w, input: Path(input.details[0]).parent,
     shell:
-        "python -m sarchat_bench answers --out {output} --model {wildcards.model} --test-dir {params.test_dir}"
-        " --predictions-dir {params.predictions_dir} --scores-dir {params.scores_dir} --per-cell {params.per_cell}"
-        " --side {params.side} 2> {log}"
+        "python -m sarchat_bench answers --out {output} --model {wildcards.model} --cell {wildcards.cell}"
+        " --test {input.test} --predictions {input.predictions} --details {input.details} --score {input.score}"
+        " --per-cell {params.per_cell} --side {params.side} 2> {log}"
 
 
 rule infer_all:

@@ -1,8 +1,12 @@
 """The no-model baseline (decision D14) and the answer browser's choice and order of samples."""
 
+import logging
+
 import orjson
 import pytest
-from sarchat_bench.answer_browser import pick, truth_boxes, verdict
+from PIL import Image
+from sarchat_bench import answer_browser
+from sarchat_bench.answer_browser import cell_page, pick, truth_boxes, verdict
 from sarchat_bench.baselines import majority_answer, majority_predictions
 from sarchat_bench.scoring import score_cell
 
@@ -59,3 +63,24 @@ def test_answer_browser_shows_failures_first_in_a_fixed_order():
     assert pick(list(many), many, 10) == pick(sorted(many, reverse=True), many, 10) != sorted(many)[:10]
     assert truth_boxes({"instances": [{"box": [1, 2, 3, 4]}], "width": 9}) == [[1, 2, 3, 4]]
     assert truth_boxes({"boxes": [[1, 2, 3, 4]]}) == [[1, 2, 3, 4]] == truth_boxes({"box": [1, 2, 3, 4]})
+
+
+def test_an_answer_page_too_big_for_the_report_says_so(tmp_path, caplog, monkeypatch):
+    """Chromium opens no data: URL over 2 MiB, and the report shows each page through one: a page
+    past REPORT_PAGE_LIMIT is still written, with a warning naming it and what makes it fit."""
+    Image.new("RGB", (100, 200), (40, 40, 40)).save(tmp_path / "x.jpg")
+    records = [{**record(f"r{i}", "refer_single", "{<1><2><30><40>}", boxes=[[1, 2, 30, 40]]),
+                "images": [str(tmp_path / "x.jpg")]} for i in range(3)]
+    test = write(tmp_path / "refer_single.jsonl", records)
+    predictions = write(tmp_path / "pred.jsonl", [{"id": f"r{i}", "response": "{<5><2><34><40>}"} for i in range(3)])
+    score_path, details = tmp_path / "s.json", tmp_path / "s.details.jsonl"
+    score_path.write_bytes(orjson.dumps(score_cell("refer_single", test, predictions, details_path=details)))
+    paths = {"test": test, "predictions": predictions, "details": details, "score": score_path}
+    with caplog.at_level(logging.WARNING):
+        page = cell_page(tmp_path / "page.html", "m", "refer_single", paths)
+    assert page.read_text().count("<img ") == 3 and not caplog.records
+    monkeypatch.setattr(answer_browser, "REPORT_PAGE_LIMIT", page.stat().st_size - 1)
+    with caplog.at_level(logging.WARNING):
+        cell_page(tmp_path / "page.html", "m", "refer_single", paths)
+    (warning,) = caplog.records
+    assert str(tmp_path / "page.html") in warning.message and "report.answers_per_cell" in warning.message

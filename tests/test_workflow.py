@@ -12,6 +12,7 @@ import orjson
 import pandas as pd
 import pytest
 from conftest import REPO
+from sarchat_bench.answer_browser import REPORT_PAGE_LIMIT
 from sarchat_bench.tasks import CELLS, TASKS
 
 pytestmark = pytest.mark.workflow
@@ -195,9 +196,11 @@ def test_demo_runs_the_whole_chain(tmp_path):
     assert (results / "tables" / "table3.tex").read_text().startswith("\\begin{table}")
     for figure in ("radar", "avg_vs_params", "per_category", "paper_radar", "paper_avg_vs_params"):
         assert (results / "figures" / f"{figure}.png").stat().st_size > 10_000
-    answers = (results / "answers" / "tiny-llava1.5-wide.html").read_text()
-    assert answers.count("<img ") == sum(min(20, len(records(results / "sarchat" / "test" / f"{c}.jsonl")))
-                                         for c in CELLS) and "unparsed" in answers
+    pages = {cell: (results / "answers" / "tiny-llava1.5-wide" / f"{cell}.html").read_text() for cell in CELLS}
+    for cell, page in pages.items():
+        assert page.count("<img ") == min(20, len(records(results / "sarchat" / "test" / f"{cell}.jsonl")))
+        assert len(page.encode()) < REPORT_PAGE_LIMIT, cell  # else Chromium shows it blank inside the report
+    assert any('<tr class="unparsed">' in page for page in pages.values())  # its few unparsed answers, first
     # Provenance: what the inference job ran with, the run's commit and config, in the score file.
     score = orjson.loads((results / "scores" / "tiny-llava1.5-wide" / "count.json").read_bytes())
     (inference,) = score["provenance"]["predictions"]["inference"]

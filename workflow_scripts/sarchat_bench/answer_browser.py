@@ -1,10 +1,10 @@
 """The answer browser: for each model and test file, a page of samples with the image, the
 question, the model's answer, the reference answer and the scorer's verdict, and for box tasks
 the true boxes (green) and the model's boxes (red) drawn on the image, as in the paper's
-Figure 3: one self-contained page per model (its images inside), a section per test file.
-Unparsed answers come first, then wrong, partly right and right ones; within each group the
-samples are in a fixed pseudo-random order (by a hash of their id), so the page is the same on
-every run and a paper-scale test file gives `per_cell` samples."""
+Figure 3: one self-contained page (its images inside) per model and test file, small enough for
+the report to show. Unparsed answers come first, then wrong, partly right and right ones; within
+each group the samples are in a fixed pseudo-random order (by a hash of their id), so the page
+is the same on every run and a paper-scale test file gives `per_cell` samples."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import base64
 import hashlib
 import html
 import io
+import logging
 import os
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from PIL import Image, ImageDraw
 from .io import atomic_output, read_json, read_jsonl
 from .parsing import find_boxes
 from .scoring import load_predictions
-from .tasks import CELLS
+
+log = logging.getLogger(__name__)
 
 TRUE_COLOUR, MODEL_COLOUR = (0, 200, 0), (230, 30, 30)
 GROUPS = ("unparsed", "wrong", "partly right", "right")
@@ -29,6 +31,9 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:1em;color:#222}table{bor
 td,th{border:1px solid #ccc;padding:.4em;vertical-align:top;font-size:.85em;max-width:28em}
 th{background:#eef}.unparsed{background:#fde2e2}.wrong{background:#fff0d9}.partly{background:#fffbd9}
 .right{background:#e3f6e3}.legend span{padding:0 .4em;color:#fff}img{display:block}"""
+# The Snakemake report shows an HTML item in an iframe whose source is a base64 data: URL, and
+# Chromium refuses to open one longer than 2 MiB: a bigger page is blank inside report.html.
+REPORT_PAGE_LIMIT = (2 * 1024 * 1024 - 1024) * 3 // 4
 
 
 def truth_boxes(truth: dict) -> list[list[float]]:
@@ -63,14 +68,18 @@ def draw(image_path: str, true: list, predicted: list, side: int) -> str:
     it works inside the self-contained Snakemake report)."""
     with Image.open(image_path) as image:
         image = image.convert("RGB")
+    full_width = image.width
+    image.thumbnail((side, side))
+    scale = image.width / full_width
+    # Drawn on the thumbnail, not before shrinking it: lines of 2 pixels in pure colours stay
+    # visible on the small targets SAR images are full of.
     canvas = ImageDraw.Draw(image)
-    width = max(2, round(max(image.size) / side * 1.5))
     for boxes, colour in ((true, TRUE_COLOUR), (predicted, MODEL_COLOUR)):
         for x1, y1, x2, y2 in boxes:
-            canvas.rectangle([min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)], outline=colour, width=width)
-    image.thumbnail((side, side))
+            canvas.rectangle([scale * min(x1, x2), scale * min(y1, y2), scale * max(x1, x2), scale * max(y1, y2)],
+                             outline=colour, width=2)
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=85)
+    image.save(buffer, format="JPEG", quality=85, subsampling=0)  # 4:4:4: chroma at full resolution
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -99,35 +108,29 @@ def cell_section(cell: str, test_path, predictions_path, details_path, score_pat
                     f"<td><b>{group}</b><br>{html.escape(account)}</td></tr>")
     counts = {g: sum(v == g for v in groups.values()) for g in GROUPS}
     summary = ", ".join(f"{n} {g}" for g, n in counts.items())
-    section = (f'<h2 id="{cell}">{cell}</h2><p>{len(test)} samples: {summary}. Shown: {len(rows)}, unparsed and '
+    section = (f"<p>{len(test)} samples: {summary}. Shown: {len(rows)}, unparsed and "
                f"wrong first; the model's boxes read as {html.escape(coords)}.</p>"
                "<table><thead><tr><th>Image</th><th>Question</th><th>Model answer</th><th>Reference</th>"
                f"<th>Verdict</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
     return section, counts
 
 
-def model_page(out: str | os.PathLike, model: str, cells: dict[str, dict[str, str]], per_cell: int = 20,
-               side: int = 256) -> Path:
-    """`out`: one page for `model`, a section per test file. `cells`: cell -> {test, predictions,
-    details, score} paths."""
-    sections, overview = [], []
-    for cell in CELLS:
-        if cell not in cells:
-            continue
-        paths = cells[cell]
-        section, counts = cell_section(cell, paths["test"], paths["predictions"], paths["details"], paths["score"],
-                                       per_cell, side)
-        sections.append(section)
-        overview.append(f'<tr><td><a href="#{cell}">{cell}</a></td>{"".join(f"<td>{counts[g]}</td>" for g in GROUPS)}'
-                        "</tr>")
-    head = "".join(f"<th>{g}</th>" for g in GROUPS)
-    page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Answers of {html.escape(model)}</title>'
-            f"<style>{STYLE}</style></head><body><h1>Answers of {html.escape(model)}</h1>"
-            f"<p>Its answers on each test file beside the reference, with the scorer's verdict; at most {per_cell} "
-            'samples a file, unparsed and wrong ones first. Boxes: <span class="legend"><span style="background:'
+def cell_page(out: str | os.PathLike, model: str, cell: str, paths: dict[str, str], per_cell: int = 20,
+              side: int = 256) -> Path:
+    """`out`: the page of `model`'s answers on the test file `cell`. `paths`: its test,
+    predictions, details and score files."""
+    section, _ = cell_section(cell, paths["test"], paths["predictions"], paths["details"], paths["score"], per_cell,
+                              side)
+    page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Answers of {html.escape(model)}: {cell}'
+            f"</title><style>{STYLE}</style></head><body><h1>Answers of {html.escape(model)}: {cell}</h1>"
+            f"<p>Its answers on the test file beside the reference, with the scorer's verdict; at most {per_cell} "
+            'samples, unparsed and wrong ones first. Boxes: <span class="legend"><span style="background:'
             '#00c800">reference</span> <span style="background:#e61e1e">model</span></span></p>'
-            f"<table><thead><tr><th>Test file</th>{head}</tr></thead><tbody>{''.join(overview)}</tbody></table>"
-            f"{''.join(sections)}</body></html>\n")
+            f"{section}</body></html>\n")
     with atomic_output(out, "w") as handle:
         handle.write(page)
+    if len(page.encode()) > REPORT_PAGE_LIMIT:
+        log.warning("%s: %.1f MB, more than Chromium opens inside report.html (%.1f MB); the file itself opens. "
+                    "Fewer samples (report.answers_per_cell) or smaller images (report.thumbnail_px) make it fit",
+                    out, len(page.encode()) / 1e6, REPORT_PAGE_LIMIT / 1e6)
     return Path(out)

@@ -186,12 +186,11 @@ def cmd_baseline(args) -> None:
 
 
 def cmd_answers(args) -> None:
-    from .answer_browser import model_page
+    from .answer_browser import cell_page
 
-    cells = {cell: {"test": f"{args.test_dir}/{cell}.jsonl", "predictions": f"{args.predictions_dir}/{cell}.jsonl",
-                    "details": f"{args.scores_dir}/{cell}.details.jsonl", "score": f"{args.scores_dir}/{cell}.json"}
-             for cell in CELLS}
-    log.info("answers of %s in %s", args.model, model_page(args.out, args.model, cells, args.per_cell, args.side))
+    paths = {"test": args.test, "predictions": args.predictions, "details": args.details, "score": args.score}
+    log.info("answers of %s on %s in %s", args.model, args.cell,
+             cell_page(args.out, args.model, args.cell, paths, args.per_cell, args.side))
 
 
 def cmd_tiny_model(args) -> None:
@@ -456,12 +455,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", required=True, help="the test file")
     p.add_argument("--cell", required=True, choices=list(CELLS))
     p.add_argument("--out", required=True, help="predictions JSONL")
-    p = add("answers", cmd_answers, "a model's answer browser page: samples with image, answers, verdicts, boxes")
+    p = add("answers", cmd_answers, "a model's answer browser page of one test file: samples with image, answers, "
+            "verdicts, boxes")
     p.add_argument("--out", required=True, help="the page (HTML, images inside)")
     p.add_argument("--model", required=True)
-    p.add_argument("--test-dir", required=True, help="folder of the nine test files")
-    p.add_argument("--predictions-dir", required=True, help="folder of the model's <cell>.jsonl predictions")
-    p.add_argument("--scores-dir", required=True, help="folder of the model's <cell>.json and .details.jsonl")
+    p.add_argument("--cell", required=True, choices=list(CELLS))
+    p.add_argument("--test", required=True, help="the test file")
+    p.add_argument("--predictions", required=True, help="the model's predictions of it")
+    p.add_argument("--details", required=True, help="its per-sample verdicts (<cell>.details.jsonl)")
+    p.add_argument("--score", required=True, help="its score file (<cell>.json)")
     p.add_argument("--per-cell", type=int, default=20, help="samples shown per test file")
     p.add_argument("--side", type=int, default=256, help="thumbnail size in pixels")
     p = add("tiny-model", cmd_tiny_model, "build a tiny vision-language model with random weights (no download)")
