@@ -86,6 +86,12 @@ def images_loaded(frame) -> list[bool]:
     return frame.locator("img").evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth > 0)")
 
 
+def pixels_near(image, colour, tolerance=40) -> int:
+    """How many pixels of a PIL image are within `tolerance` of `colour` in every channel."""
+    return sum(1 for p in image.convert("RGB").get_flattened_data()
+               if all(abs(a - b) <= tolerance for a, b in zip(p, colour)))
+
+
 def take_readme_screenshots(report: Path, out: Path, model: str = "majority-answer") -> None:
     """The README's two screenshots, of the report of a finished run, as the tests take them."""
     with browser_page(height=720) as page:

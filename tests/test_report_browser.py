@@ -10,7 +10,16 @@ import re
 
 import orjson
 import pytest
-from browser import WHY_NOT, answers_in_report, browser_page, chromium, column, images_loaded, table3_in_report
+from browser import (
+    WHY_NOT,
+    answers_in_report,
+    browser_page,
+    chromium,
+    column,
+    images_loaded,
+    pixels_near,
+    table3_in_report,
+)
 from PIL import Image
 from sarchat_bench.answer_browser import MODEL_COLOUR, TRUE_COLOUR
 from sarchat_bench.tasks import CELLS
@@ -31,11 +40,6 @@ BOX_CELLS = ("count", "grounding_single", "grounding_multi", "refer_single", "re
 def moved(answer: str) -> str:
     return re.sub(r"\{<(\d+)><(\d+)><(\d+)><(\d+)>\}",
                   lambda m: "{" + "".join(f"<{int(v) + 12}>" for v in m.groups()) + "}", answer)
-
-
-def pixels_near(image: Image.Image, colour, tolerance=40) -> int:
-    return sum(1 for p in image.convert("RGB").get_flattened_data()
-               if all(abs(a - b) <= tolerance for a, b in zip(p, colour)))
 
 
 def test_table3_and_the_answer_browser_in_the_report_in_chromium(tmp_path):

@@ -12,9 +12,10 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import pytest
-from browser import WHY_NOT, answers_in_report, browser_page, column, images_loaded, table3_in_report
+from browser import WHY_NOT, answers_in_report, browser_page, column, images_loaded, pixels_near, table3_in_report
 from conftest import REPO
-from sarchat_bench.answer_browser import REPORT_PAGE_LIMIT
+from PIL import Image
+from sarchat_bench.answer_browser import MODEL_COLOUR, REPORT_PAGE_LIMIT, TRUE_COLOUR
 from sarchat_bench.tasks import CELLS, TASKS
 
 pytestmark = pytest.mark.workflow
@@ -219,18 +220,25 @@ def test_demo_runs_the_whole_chain(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert "table3.md" in html and "categories.png" in html and "provenance.html" in html and len(html) > 100_000
     # The demo's report as a reader sees it in Chromium (tests/browser.py): Table 3 with the
-    # demo's rows, and an answer page of 20 samples that opens (a page over 2 MiB would be blank).
+    # demo's rows and the baseline's, answer pages of 20 samples that open (a page over 2 MiB
+    # would be blank), and the baseline's boxes drawn on the demo's images in both colours.
+    shots = results / "screenshots"
     with browser_page() as page:
         if page is None:
             warnings.warn(f"the demo's report was not opened in a browser: {WHY_NOT}", stacklevel=1)
         else:
-            frame = table3_in_report(page, tmp_path / "report.html", tmp_path / "table3.png")
+            frame = table3_in_report(page, tmp_path / "report.html", shots / "table3.png")
             rows = column(frame, 0)
             assert sorted(rows[:-1]) == ["tiny-llava1.5-wide", "tiny-llava1.5-wide-zero-shot", "tiny-qwen2-vl"]
             assert rows[-1] == "majority-answer"
             frame = answers_in_report(page, tmp_path / "report.html", "tiny-llava1.5-wide", "identify_multi",
-                                      tmp_path / "answers.png")
+                                      shots / "answers.png")
             assert len(images_loaded(frame)) == 20 and all(images_loaded(frame))
+            frame = answers_in_report(page, tmp_path / "report.html", "majority-answer", "refer_multi",
+                                      shots / "baseline_answers.png")
+            frame.locator("img").first.screenshot(path=shots / "baseline_image.png")
+            image = Image.open(shots / "baseline_image.png")
+            assert pixels_near(image, TRUE_COLOUR) > 50 and pixels_near(image, MODEL_COLOUR) > 50
     # The adapter merges into full weights for backends that need them.
     snakemake(tmp_path, "results/models/tiny-llava1.5-wide/merged", extra_config=demo)
     assert (results / "models" / "tiny-llava1.5-wide" / "merged" / "config.json").is_file()
