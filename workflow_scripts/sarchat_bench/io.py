@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import glob
+import operator
 import os
 import tempfile
 from pathlib import Path
@@ -134,11 +135,22 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
             yield record
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
+def read_jsonl(path: str | os.PathLike, fields: tuple[str, ...] | None = None) -> list:
     """All records of a JSON Lines file that fits in memory (a test cell, a predictions file):
     the same records and errors as iter_jsonl, a third of its time. The cyclic GC is paused
     while the records are built: they are acyclic, and its passes over the growing list of
-    them cost more than the parsing."""
+    them cost more than the parsing.
+
+    With `fields` (two or more keys), each record's tuple of their values instead: each record
+    is dropped as soon as it is read, while its memory is still in the CPU's cache (a test
+    cell's records are mostly messages that scoring never reads)."""
+    if fields:
+        pick = operator.itemgetter(*fields)
+        try:
+            with gc_paused():
+                return [pick(orjson.loads(line)) for line in Path(path).read_bytes().splitlines() if line]
+        except (orjson.JSONDecodeError, TypeError, KeyError):  # a bad line, a record that is no object or lacks a field
+            return list(map(pick, read_jsonl(path)))  # raises what reading the whole records would
     try:
         with gc_paused():
             records = [orjson.loads(line) for line in Path(path).read_bytes().splitlines() if line]

@@ -20,15 +20,28 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
 
 from .geometry import DIRECTIONS, GRID_POSITIONS
 
 MAX_CHARS = 20_000  # longer answers are cut (runaway generations); the cut is counted as usual
 MAX_BOXES = 256     # more boxes than any SARDet-100K image holds
 
+
+def _led_by(first: str, pattern: str) -> str:
+    """`pattern` behind a lookahead of the characters its matches start with (`first`, the inside
+    of a character class): Python's re tries each alternative of a pattern at every position of
+    the text, and the lookahead skips the positions where none can start (2-3x faster)."""
+    return f"(?=[{first}])(?:{pattern})"
+
+
+def _initials(words) -> str:
+    return "".join(sorted({word[0] for word in words}))
+
+
 _NUM = r"(-?\d+(?:\.\d+)?)"
 _SEP = r"\s*,\s*"
-BOX_NATIVE = re.compile(r"\{?\s*<\s*" + r"\s*>\s*<\s*".join([_NUM] * 4) + r"\s*>\s*\}?")
+BOX_NATIVE = re.compile(_led_by(r"{<\s", r"\{?\s*<\s*" + r"\s*>\s*<\s*".join([_NUM] * 4) + r"\s*>\s*\}?"))
 BOX_LIST = re.compile(r"\[\s*" + _SEP.join([_NUM] * 4) + r"\s*\]")
 BOX_PAIRS = re.compile(r"\(\s*" + _NUM + _SEP + _NUM + r"\s*\)\s*,?\s*\(\s*" + _NUM + _SEP + _NUM + r"\s*\)")
 
@@ -70,16 +83,19 @@ CATEGORY_WORDS = {
     "harbor": ("harbor", "harbors", "harbour", "harbours", "port", "ports"),
 }
 _CATEGORY_OF = {w: c for c, words in CATEGORY_WORDS.items() for w in words}
-_CATEGORY_PATTERN = r"\b(" + "|".join(sorted(_CATEGORY_OF, key=len, reverse=True)) + r")\b"
+_CATEGORY_PATTERN = _led_by(_initials(_CATEGORY_OF),
+                            r"\b(" + "|".join(sorted(_CATEGORY_OF, key=len, reverse=True)) + r")\b")
 CATEGORY_RE = AnyCase(_CATEGORY_PATTERN)
 
 _ROW = {"top": "top", "upper": "top", "middle": "middle", "center": "middle", "centre": "middle",
         "central": "middle", "bottom": "bottom", "lower": "bottom"}
 _COL = {"left": "left", "center": "center", "centre": "center", "middle": "center", "right": "right"}
-POSITION_RE = AnyCase(
-    r"\b(top|upper|middle|center|centre|central|bottom|lower)[\s-]+(left|center|centre|middle|right)\b"
-    r"|\b(central region|centre of the image|center of the image|image center|image centre)\b"
-    r"|\b(left|right) side\b")
+_CENTRE = ("central region", "centre of the image", "center of the image", "image center", "image centre")
+_SIDES = ("left", "right")
+POSITION_RE = AnyCase(_led_by(
+    _initials([*_ROW, *_CENTRE, *_SIDES]),
+    r"\b(" + "|".join(_ROW) + r")[\s-]+(" + "|".join(_COL) + r")\b|\b(" + "|".join(_CENTRE) + r")\b"
+    r"|\b(" + "|".join(_SIDES) + r") side\b"))
 
 SIZE_RE = AnyCase(r"\b(very large|very small|medium-sized|medium sized|medium|large|small)\b")
 SHAPE_RE = AnyCase(r"\b(roughly square|approximately square|nearly square|square|wide|tall)\b")
@@ -87,12 +103,14 @@ SHAPE_RE = AnyCase(r"\b(roughly square|approximately square|nearly square|square
 _NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())}
-COUNT_RE = AnyCase(r"\b(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(?:instances?|targets?|objects?|"
-                   + "|".join(_CATEGORY_OF) + r")\b")
+COUNT_RE = AnyCase(_led_by(r"\d" + _initials(_NUMBER_WORDS), r"\b(\d+|" + "|".join(_NUMBER_WORDS)
+                           + r")\s+(?:instances?|targets?|objects?|" + "|".join(_CATEGORY_OF) + r")\b"))
 FIRST_NUMBER_RE = AnyCase(r"\b(\d+|" + "|".join(_NUMBER_WORDS) + r")\b")
 FINAL_RE = AnyCase(r"\b(?:final\s+answer|answer)\s*(?::|is\b)")
 # Clauses: sentences, and the parts of a sentence around a contrast ("looks like a car, but it is a ship").
-CLAUSE_RE = AnyCase(r"[.;!?\n]+|\bbut\b|\bhowever\b")
+_CLAUSE_PUNCTUATION, _CLAUSE_WORDS = ".;!?\n", ("but", "however")
+CLAUSE_RE = AnyCase(_led_by(_CLAUSE_PUNCTUATION + _initials(_CLAUSE_WORDS),
+                            f"[{_CLAUSE_PUNCTUATION}]+" + r"|\b(?:" + "|".join(_CLAUSE_WORDS) + r")\b"))
 NEGATION_RE = AnyCase(r"\b(?:not|no|never|without|isn't|aren't|neither|nor)\s+(?:(?:a|an|the|any)\s+)?$")
 MAX_DIGITS = 18  # a longer number is no count of anything (and int() refuses beyond 4,300 digits)
 # (subject, object, distance, direction) and its converse are one fact.
@@ -100,9 +118,8 @@ INVERSE_DIRECTION = {"to the left of": "to the right of", "to the right of": "to
                      "below": "above", "to the upper left of": "to the lower right of",
                      "to the lower right of": "to the upper left of", "to the upper right of": "to the lower left of",
                      "to the lower left of": "to the upper right of"}
-RELATION_RE = AnyCase(
-    r"\bthe (\w+) is (near|close to|far from) the (\w+)\s*,?\s*(" + "|".join(re.escape(d) for d in DIRECTIONS)
-    + r") (?:it|them|the \w+)")
+RELATION_RE = AnyCase(_led_by("t", r"\bthe (\w+) is (near|close to|far from) the (\w+)\s*,?\s*("
+                                  + "|".join(re.escape(d) for d in DIRECTIONS) + r") (?:it|them|the \w+)"))
 
 
 def clean(text) -> str:
@@ -155,9 +172,11 @@ def _to_box(values, width: int, height: int, coords: str):
         x1, x2 = x2, x1
     if y2 < y1:
         y1, y2 = y2, y1
-    x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
-    y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
-    return (x1, y1, x2, y2)
+    # Clipped to the image: min(max(v, 0.0), side), written out, as this runs for every box.
+    x1, x2 = (0.0 if x1 < 0.0 else x1), (0.0 if x2 < 0.0 else x2)
+    y1, y2 = (0.0 if y1 < 0.0 else y1), (0.0 if y2 < 0.0 else y2)
+    return (width if x1 > width else x1, height if y1 > height else y1,
+            width if x2 > width else x2, height if y2 > height else y2)
 
 
 def box_spans(text: str, width: int, height: int, coords: str = "pixel"):
@@ -174,7 +193,8 @@ def box_spans(text: str, width: int, height: int, coords: str = "pixel"):
     return out
 
 
-JSON_OBJECT_RE = re.compile(r"\{[^{}]*\}")
+# Objects with a key: a box's markup, {<x1><y1><x2><y2>}, is not read as JSON (and refused).
+JSON_OBJECT_RE = re.compile(r'\{\s*"[^{}]*\}')
 JSON_BOX_KEYS, JSON_LABEL_KEYS = ("bbox_2d", "bbox", "box"), ("label", "category", "name")
 
 
@@ -212,19 +232,20 @@ def labelled_boxes(text: str, width: int, height: int, coords: str = "pixel"):
     if found := json_boxes(text, width, height, coords):
         return [box for box, _ in found], [label for _, label in found]
     spans = box_spans(text, width, height, coords)
-    cats = category_spans(text)
     if not spans:
         return [], []
-    label_after = not any(pos < spans[0][0] for pos, _ in cats)
+    cats = category_spans(text)
+    starts = [pos for pos, _ in cats]  # in order: bisected for the mentions around each box
     labels = []
-    for i, (start, _) in enumerate(spans):
-        if label_after:
-            end = spans[i + 1][0] if i + 1 < len(spans) else len(clean(text))
-            after = [c for pos, c in cats if start < pos < end]
-            labels.append(after[0] if after else None)
-        else:
-            before = [c for pos, c in cats if pos < start]
-            labels.append(before[-1] if before else None)
+    if starts and starts[0] < spans[0][0]:  # the last category named before each box
+        for start, _ in spans:
+            named_before = bisect_left(starts, start)
+            labels.append(cats[named_before - 1][1] if named_before else None)
+    else:  # the first category named after each box, before the next one
+        ends = [start for start, _ in spans[1:]] + [len(clean(text))]
+        for (start, _), end in zip(spans, ends):
+            first_after = bisect_right(starts, start)
+            labels.append(cats[first_after][1] if first_after < len(cats) and starts[first_after] < end else None)
     return [box for _, box in spans], labels
 
 

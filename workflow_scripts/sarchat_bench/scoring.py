@@ -23,7 +23,7 @@ from . import parsing as p
 from .io import InputError, atomic_output, gc_paused, read_jsonl
 from .metrics import bootstrap_eq3, match_counts_cells, multiset_tp, summarise, value_of
 from .tasks import CELLS
-from .tasks.common import derive_seed, truth_of
+from .tasks.common import derive_seed, parse_truth
 
 log = logging.getLogger(__name__)
 
@@ -177,25 +177,27 @@ def load_predictions(path, test_ids: set[str], *, bad_responses: str = "error") 
     for a cell that has test records. A
     response that is a number, null or a list is an error too, unless `bad_responses` is
     "failure": then it is an empty answer, counted as a parse failure and in the score file."""
-    records = read_jsonl(path)
-    if not records and test_ids:
+    try:
+        pairs = read_jsonl(path, ("id", "response"))
+    except KeyError:  # a line without an id or a response
+        _name_bad_line(path, read_jsonl(path), test_ids, bad_responses)
+    if not pairs and test_ids:
         raise InputError(path, f"no predictions: the file is empty, and the cell has {len(test_ids)} test records")
-    # Checked in bulk, as set operations; the line at fault is looked for only when one is.
-    ids = [rec.get("id") for rec in records]
-    responses = [rec.get("response", _ABSENT) for rec in records]
-    if set(map(type, ids)) - {str} or _ABSENT in responses:
-        _name_bad_line(path, records, test_ids, bad_responses)
-    out = dict(zip(ids, responses, strict=True))
-    if len(out) != len(records) or not test_ids.issuperset(out) or (
-            bad_responses != "failure" and set(map(type, responses)) - {str}):
-        _name_bad_line(path, records, test_ids, bad_responses)
-    not_text = sum(1 for r in responses if type(r) is not str)
+    # Checked in bulk, as set operations; the line at fault is looked for (reading the file
+    # again) only when one is.
+    ids = [rid for rid, _ in pairs]
+    if set(map(type, ids)) - {str}:
+        _name_bad_line(path, read_jsonl(path), test_ids, bad_responses)
+    responses = [response for _, response in pairs]
+    out = dict(pairs)
+    response_types = set(map(type, responses))
+    if len(out) != len(pairs) or not test_ids.issuperset(out) or (
+            bad_responses != "failure" and response_types - {str}):
+        _name_bad_line(path, read_jsonl(path), test_ids, bad_responses)
+    not_text = 0 if response_types == {str} else sum(1 for r in responses if type(r) is not str)
     if not_text:
         out = {rid: r if type(r) is str else "" for rid, r in out.items()}
     return out, not_text
-
-
-_ABSENT = object()
 
 
 def _name_bad_line(path, records: list[dict], test_ids: set[str], bad_responses: str) -> None:
@@ -282,12 +284,16 @@ def per_category_intervals(units, names: list[str], codes: np.ndarray, seed: int
     return {c: list(bootstrap_eq3(arr[codes == i], derive_seed(seed, c))) for i, c in enumerate(names)}
 
 
-def _parse_truths(records: list[dict]) -> list[dict]:
-    """The ground truths of a cell's records, each distinct one parsed once (an identification
-    cell asks three questions of each box); records with the same truth share one dict."""
-    parsed: dict[str, dict] = {}
-    return [parsed[rec["truth"]] if rec["truth"] in parsed else parsed.setdefault(rec["truth"], truth_of(rec))
-            for rec in records]
+def _parse_truths(texts: list[str]) -> list[dict]:
+    """The ground truths of a cell's records from their `truth` texts, each run of records with
+    the same truth (the questions an identification cell asks of one box) parsing it once and
+    sharing one dict: comparing a text with the one before costs less than hashing it."""
+    truths, last_text = [], None
+    for text in texts:
+        if not truths or text != last_text:
+            last_text, last = text, parse_truth(text)
+        truths.append(last)
+    return truths
 
 
 def _truth_category(truth: dict) -> str | None:
@@ -308,12 +314,15 @@ def score_cell(cell: str, test_path, predictions_path, *, model: str = "", coord
 
 
 def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_path, bad_responses) -> dict:
-    test = read_jsonl(test_path)
-    ids = [rec["id"] for rec in test]
-    truths = _parse_truths(test)
-    del test  # freed before the predictions are read: a paper-scale cell's records are 0.5 GB
+    test = read_jsonl(test_path, ("id", "truth"))  # the rest of a record (its messages) is never held
+    ids = [rid for rid, _ in test]
+    truths = _parse_truths([text for _, text in test])
+    del test  # its truth texts, freed before the predictions are read
     predictions, not_text = load_predictions(predictions_path, set(ids), bad_responses=bad_responses)
-    responses = list(map(predictions.get, ids))
+    if list(predictions) == ids:  # in the test file's order, as inference writes them: nothing to look up
+        responses = list(predictions.values())
+    else:
+        responses = list(map(predictions.get, ids))
     missing = responses.count(None)
     if missing:
         responses = ["" if r is None else r for r in responses]

@@ -73,7 +73,12 @@ def truth_text(truth: dict, image) -> str:
 
 def truth_of(rec: dict) -> dict:
     """The structured ground truth of a dataset record."""
-    return orjson.loads(rec["truth"])
+    return parse_truth(rec["truth"])
+
+
+def parse_truth(text: str) -> dict:
+    """The structured ground truth of a record's `truth` text."""
+    return orjson.loads(text)
 
 
 def record(rid: str, task: str, cell: str, question: str, answer: str, image, truth: dict | str,
