@@ -63,6 +63,17 @@ def open_in_report(page, report: Path, menu: list[str], row: str):
     return frame
 
 
+def caption_in_report(page, report: Path, menu: list[str], row: str) -> str:
+    """The text the report shows for a file's information button (its caption among it)."""
+    page.goto(report.as_uri())
+    for entry in menu:
+        page.get_by_text(entry, exact=True).click()
+    first_cell = page.get_by_role("cell", name=row, exact=True)
+    page.locator("tr").filter(has=first_cell).locator("a[iconname=information-circle]").click()
+    page.get_by_text("Description", exact=True).wait_for()
+    return page.inner_text("body")
+
+
 def table3_in_report(page, report: Path, screenshot: Path):
     frame = open_in_report(page, report, ["Benchmark"], "results/tables/table3.html")
     frame.locator("table").wait_for(state="visible")

@@ -14,6 +14,7 @@ from browser import (
     WHY_NOT,
     answers_in_report,
     browser_page,
+    caption_in_report,
     chromium,
     column,
     images_loaded,
@@ -92,5 +93,8 @@ def test_table3_and_the_answer_browser_in_the_report_in_chromium(tmp_path):
                 # The reference boxes (green) and the model's moved boxes (red), as the browser drew them.
                 assert pixels_near(Image.open(drawn), TRUE_COLOUR) > 50, cell
                 assert pixels_near(Image.open(drawn), MODEL_COLOUR) > 50, cell
+        # Each answer page has its own caption, naming its model and test file.
+        caption = caption_in_report(page, report, ["Answers", "moved-boxes"], "refer_multi")
+        assert "The answers of moved-boxes on the test file refer_multi: up to 2 samples" in caption
     screen = Image.open(shots / "report_table3.png")
     assert len(set(screen.convert("L").get_flattened_data())) > 10  # text drawn, not a blank page
