@@ -50,26 +50,27 @@ def browser_page(width: int = 1280, height: int = 900):
             browser.close()
 
 
-def open_in_report(page, report: Path, menu: list[str], row: str):
-    """Open `report` afresh, click through `menu` under Results, then the eye of the row whose
-    first cell reads `row`, as a reader does; the frame in which the report shows that file."""
+def row_in_report(page, report: Path, menu: list[str], row: str):
+    """Open `report` afresh and click through `menu` under Results, as a reader does; the table
+    row whose first cell reads `row`."""
     page.goto(report.as_uri())
     for entry in menu:
         page.get_by_text(entry, exact=True).click()
-    first_cell = page.get_by_role("cell", name=row, exact=True)
-    page.locator("tr").filter(has=first_cell).locator("a[iconname=eye]").click()
+    return page.locator("tr").filter(has=page.get_by_role("cell", name=row, exact=True))
+
+
+def open_in_report(page, report: Path, menu: list[str], row: str):
+    """The frame in which the report shows the file of that row, after a click on its eye."""
+    row_in_report(page, report, menu, row).locator("a[iconname=eye]").click()
     frame = page.locator("iframe").element_handle().content_frame()
     frame.wait_for_load_state()
     return frame
 
 
 def caption_in_report(page, report: Path, menu: list[str], row: str) -> str:
-    """The text the report shows for a file's information button (its caption among it)."""
-    page.goto(report.as_uri())
-    for entry in menu:
-        page.get_by_text(entry, exact=True).click()
-    first_cell = page.get_by_role("cell", name=row, exact=True)
-    page.locator("tr").filter(has=first_cell).locator("a[iconname=information-circle]").click()
+    """The text the report shows for the file of that row after a click on its information
+    button (its caption among it)."""
+    row_in_report(page, report, menu, row).locator("a[iconname=information-circle]").click()
     page.get_by_text("Description", exact=True).wait_for()
     return page.inner_text("body")
 

@@ -84,8 +84,8 @@ def draw(image_path: str, true: list, predicted: list, side: int) -> str:
 
 
 def cell_section(cell: str, test_path, predictions_path, details_path, score_path, per_cell: int,
-                 side: int) -> tuple[str, dict]:
-    """The HTML section of one test file, and the counts of each group."""
+                 side: int) -> str:
+    """The HTML section of one test file."""
     test = {rec["id"]: rec for rec in read_jsonl(test_path)}
     details = {d["id"]: d for d in read_jsonl(details_path)}
     answers, _ = load_predictions(predictions_path, set(test), bad_responses="failure")
@@ -112,14 +112,14 @@ def cell_section(cell: str, test_path, predictions_path, details_path, score_pat
                f"wrong first; the model's boxes read as {html.escape(coords)}.</p>"
                "<table><thead><tr><th>Image</th><th>Question</th><th>Model answer</th><th>Reference</th>"
                f"<th>Verdict</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
-    return section, counts
+    return section
 
 
 def cell_page(out: str | os.PathLike, model: str, cell: str, paths: dict[str, str], per_cell: int = 20,
               side: int = 256) -> Path:
     """`out`: the page of `model`'s answers on the test file `cell`. `paths`: its test,
     predictions, details and score files."""
-    section, _ = cell_section(cell, paths["test"], paths["predictions"], paths["details"], paths["score"], per_cell,
+    section = cell_section(cell, paths["test"], paths["predictions"], paths["details"], paths["score"], per_cell,
                               side)
     page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Answers of {html.escape(model)}: {cell}'
             f"</title><style>{STYLE}</style></head><body><h1>Answers of {html.escape(model)}: {cell}</h1>"
@@ -129,8 +129,9 @@ def cell_page(out: str | os.PathLike, model: str, cell: str, paths: dict[str, st
             f"{section}</body></html>\n")
     with atomic_output(out, "w") as handle:
         handle.write(page)
-    if len(page.encode()) > REPORT_PAGE_LIMIT:
+    size = len(page.encode())
+    if size > REPORT_PAGE_LIMIT:
         log.warning("%s: %.1f MB, more than Chromium opens inside report.html (%.1f MB); the file itself opens. "
                     "Fewer samples (report.answers_per_cell) or smaller images (report.thumbnail_px) make it fit",
-                    out, len(page.encode()) / 1e6, REPORT_PAGE_LIMIT / 1e6)
+                    out, size / 1e6, REPORT_PAGE_LIMIT / 1e6)
     return Path(out)
