@@ -77,6 +77,13 @@ def cancel_rate_limiter_timers():
             thread.cancel()
 
 
+def untracked(value):
+    """A param whose change reruns no job (how a job runs, not what it makes). Snakemake counts
+    a param function that takes `threads` as derived from the job and leaves it out of the
+    params it compares between runs."""
+    return lambda wildcards, threads: value
+
+
 def cells_of(task):
     return [cell for cell, (cell_task, _) in CELLS.items() if cell_task == task]
 

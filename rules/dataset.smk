@@ -60,10 +60,13 @@ rule annotations:
         tolerance=DATASET["bbox_tolerance"],
         check_images=("--check-image-headers" if DATASET["check_image_headers"] else "")
         + ("" if DATASET["check_image_files"] else " --no-check-images"),
+        # Whether the build stops, not what it writes: a change reruns nothing.
+        max_file_loss=untracked(DATASET["max_image_file_loss"]),
     shell:
         "python -m sarchat_bench annotations --root {params.root:q} --split {wildcards.split}"
         " --out-table {output.table} --out-report {output.report} --categories {params.categories}"
-        " --bbox-tolerance {params.tolerance} {params.check_images} 2> {log}"
+        " --bbox-tolerance {params.tolerance} {params.check_images} --max-image-file-loss {params.max_file_loss}"
+        " 2> {log}"
 
 
 # One job per task writes that task's test cells (grounding, identify and refer have two).

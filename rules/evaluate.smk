@@ -91,11 +91,17 @@ rule score_cell:
         seed=config["scoring"]["seed"],
         bad_responses=config["scoring"]["bad_responses"],
         instruction=lambda w: shlex.quote(model_entry(w.model)["infer"].get("format_instruction", "")),
+        # A baseline's empty answers are its own (logged when the mix has nothing to learn from).
+        allow_empty=lambda w: (
+            "--allow-empty-answers"
+            if model_entry(w.model).get("allow_empty_answers") or model_mode(w.model) == "baseline"
+            else ""
+        ),
     shell:
         "python -m sarchat_bench score --cell {wildcards.cell} --test {input.test} --predictions {input.predictions}"
         " --out {output.scores} --details {output.details} --model {wildcards.model} --coords {params.coords}"
         " --seed {params.seed} --bad-responses {params.bad_responses}"
-        " --format-instruction {params.instruction} 2> {log}"
+        " --format-instruction {params.instruction} {params.allow_empty} 2> {log}"
 
 
 rule report:

@@ -97,6 +97,84 @@ def test_an_annotation_id_used_twice_is_an_error_unless_it_is_the_same_record(tm
     assert len(kept[0].instances) == 2 and skipped(report) == {"duplicate_annotation": 1}
 
 
+# ---- a dataset that lost its images ----
+
+def lost_images_folder(root, unreadable: dict[str, int], images: int = 10):
+    """A SARDet-layout folder whose first `unreadable[split]` image files are empty placeholders
+    (an archive not extracted, Git LFS pointers), the rest real JPEGs."""
+    for split in ("train", "test"):
+        write_coco(root, split, [img(i) for i in range(1, images + 1)],
+                   [ann(i, i, cat=i % 3) for i in range(1, images + 1)], make_files=False)
+        for i in range(1, images + 1):
+            path = root / "JPEGImages" / split / f"{i}.jpg"
+            if i <= unreadable.get(split, 0):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
+            else:
+                jpeg(path)
+    return root
+
+
+@pytest.mark.workflow
+def test_a_dataset_whose_images_are_all_unreadable_stops_the_build(tmp_path):
+    root = lost_images_folder(tmp_path / "SARDet_100K", {"train": 10, "test": 10})
+    result = snakemake(tmp_path / "wd", "build_dataset", "--config", f"sardet_root={root}", check=False)
+    assert result.returncode != 0
+    logs = {split: (tmp_path / "wd" / "results" / "logs" / "annotations" / f"{split}.log").read_text()
+            for split in ("train", "test")}
+    for split, text in logs.items():
+        line = next(line for line in text.splitlines() if line.startswith("error:"))
+        assert line == (f"error: {root.resolve()}/JPEGImages/{split}: split '{split}' kept no image of 10: most "
+                        "often 'unreadable_image' (10: image file is empty, truncated or not an image), e.g. image "
+                        f"id 1 ({root.resolve()}/JPEGImages/{split}/1.jpg)"), text
+    sarchat = tmp_path / "wd" / "results" / "sarchat"
+    assert not list(sarchat.rglob("*.jsonl")) and not list(sarchat.rglob("*.boxes.json"))
+
+
+@pytest.mark.workflow
+def test_a_split_that_lost_most_of_its_images_stops_the_build_unless_accepted(tmp_path):
+    root = lost_images_folder(tmp_path / "SARDet_100K", {"test": 6})
+    result = snakemake(tmp_path / "wd", "build_dataset", "--config", f"sardet_root={root}", check=False)
+    assert result.returncode != 0
+    log = (tmp_path / "wd" / "results" / "logs" / "annotations" / "test.log").read_text()
+    assert (f"error: {root.resolve()}/JPEGImages/test: split 'test' lost 6 of 10 images (60.0 %) to file problems, "
+            "more than dataset.max_image_file_loss (10 %): most often 'unreadable_image' (6: ") in log
+    assert "raise dataset.max_image_file_loss to build from what is left" in log
+    assert not (tmp_path / "wd" / "results" / "sarchat" / "test").exists()
+    # Accepted knowingly: the build goes on from the images left, and says what it lost.
+    snakemake(tmp_path / "wd", "build_dataset", "--config", f"sardet_root={root}",
+              extra_config="dataset: {max_image_file_loss: 0.7}")
+    report = (tmp_path / "wd" / "results" / "sarchat" / "stats" / "filter_report.csv").read_text()
+    assert "test,unreadable_image,6," in report
+
+
+def test_what_counts_as_a_file_problem(tmp_path):
+    from sarchat_bench.annotations import check_images_kept
+
+    # Images without a usable box are not file problems: the split may lose most of them.
+    write_coco(tmp_path, "train", [img(i) for i in range(1, 11)],
+               [ann(1, 1), *(ann(i, i, cat=9) for i in range(2, 11))])
+    kept, report = load_split(tmp_path, "train")
+    assert len(kept) == 1 and skipped(report) == {"unknown_category": 9, "empty_image": 9}
+    check_images_kept(report, tmp_path / "JPEGImages" / "train")
+    # A split that keeps nothing stops, whatever the reason, naming the most common one (here the
+    # cause: each annotation's category is unknown, so each image is left without a box).
+    write_coco(tmp_path, "train", [img(i) for i in range(1, 4)], [ann(i, i, cat=9) for i in range(1, 4)])
+    _, report = load_split(tmp_path, "train")
+    with pytest.raises(InputError, match=r"split 'train' kept no image of 3: most often 'unknown_category' \(3: "):
+        check_images_kept(report, tmp_path / "JPEGImages" / "train")
+    # Exactly the limit still builds; one more image lost stops it.
+    write_coco(tmp_path, "train", [img(i) for i in range(1, 11)], [ann(i, i) for i in range(1, 11)],
+               make_files=False)
+    for i in range(2, 11):
+        (tmp_path / "JPEGImages" / "train" / f"{i}.jpg").touch()
+    (tmp_path / "JPEGImages" / "train" / "1.jpg").unlink()
+    _, report = load_split(tmp_path, "train")
+    check_images_kept(report, tmp_path, max_file_loss=0.1)
+    with pytest.raises(InputError, match=r"lost 1 of 10 images \(10.0 %\)"):
+        check_images_kept(report, tmp_path, max_file_loss=0.05)
+
+
 # ---- downloads and archives ----
 
 def good_archive(tmp_path, name="good"):

@@ -50,8 +50,12 @@ def test_reference_answers_score_100(cell, test_files, tmp_path):
 
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_empty_answers_score_0_and_all_fail_to_parse(cell, test_files, tmp_path):
-    preds = predict(test_files[cell], tmp_path, lambda r: "")
-    result = score_cell(cell, test_files[cell], preds)
+    preds = predict(test_files[cell], tmp_path, lambda r: " \n" if zlib.crc32(r["id"].encode()) % 2 else "")
+    # A file without any answer is an error naming it (an endpoint that refused everything),
+    # unless the model's entry says that is what it does.
+    with pytest.raises(InputError, match=rf"{preds}: no answer has any text \((\d+) of \1 empty\)"):
+        score_cell(cell, test_files[cell], preds)
+    result = score_cell(cell, test_files[cell], preds, allow_empty_answers=True)
     assert result["parse_failures"] == result["n_samples"] > 0
     assert all(v in (0.0, None) for v in values(result).values())
     assert any(v == 0.0 for v in values(result).values())
@@ -412,7 +416,7 @@ def test_intervals_of_the_average_and_per_category(test_files, tmp_path):
         for cell, test in test_files.items():
             paths[cell] = folder / f"{cell}.json"
             cells[cell] = score_cell(cell, test, predict(test, folder, answer), model="m",
-                                     details_path=folder / f"{cell}.details.jsonl")
+                                     details_path=folder / f"{cell}.details.jsonl", allow_empty_answers=True)
             paths[cell].write_bytes(orjson.dumps(cells[cell]))
         return cells, paths
 

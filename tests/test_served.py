@@ -100,10 +100,99 @@ def flaky(server):
     proxy.shutdown()
 
 
-def served(base_url, key_env="SARCHAT_TEST_KEY"):
+def served(base_url, key_env="SARCHAT_TEST_KEY", model="tiny"):
     return (DEMO + "run: [served]\nmodels: {served: {family: Served tiny LLaVA-1.5, params_b: 0.0001, mode: zero_shot,"
-            f" source: {{endpoint: {{base_url: '{base_url}/v1', model: tiny, api_key_env: {key_env}}}}},"
+            f" source: {{endpoint: {{base_url: '{base_url}/v1', model: {model}, api_key_env: {key_env}}}}},"
             " infer: {max_new_tokens: 16, concurrency: 2, retries: 2, format_instruction: 'Answer briefly.'}}}\n")
+
+
+@pytest.fixture
+def proxy(server):
+    """A proxy in front of the real server whose answer to a request is `answer(body)`: None
+    forwards it, a (status, content type, body) triple is sent instead."""
+    rules = {}
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            instead = rules["answer"](body)
+            if instead is None:
+                request = urllib.request.Request(server + self.path, data=body, method="POST",
+                                                 headers={k: v for k, v in self.headers.items() if k != "Host"})
+                with urllib.request.urlopen(request, timeout=120) as reply:
+                    instead = (200, "application/json", reply.read())
+            status, kind, data = instead
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server_ = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server_.serve_forever, daemon=True).start()
+
+    def use(answer):
+        rules["answer"] = answer
+        return f"http://127.0.0.1:{server_.server_address[1]}"
+
+    yield use
+    server_.shutdown()
+
+
+def infer_log(workdir, cell="count"):
+    return (workdir / "results" / "logs" / "infer" / "served" / f"{cell}.1-of-1.log").read_text()
+
+
+def test_an_endpoint_that_refuses_every_request_stops_the_job(workdir, server):
+    """A wrong served-model name: the real server answers every request with a client error. The
+    job stops with one line, and nothing is left that could be scored as a model's answers."""
+    result = snakemake(workdir, "results/scores/served/count.json", check=False,
+                       extra_config=served(server, model="nope"), env={"SARCHAT_TEST_KEY": KEY})
+    assert result.returncode != 0
+    log = infer_log(workdir)
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in log, log[-3000:]
+    assert re.fullmatch(rf"error: {server}/v1: every request was refused with HTTP 4\d\d \(\d+ of \d+, model "
+                        r"'nope'\): .*nope.*; check the entry's source.endpoint \(base_url, model\)", errors[0])
+    predictions = workdir / "results" / "predictions" / "served"
+    assert not (predictions / "count.jsonl").exists() and not list(predictions.glob("shards/*.jsonl"))
+    partial = predictions / "work" / "count.1-of-1.partial.jsonl"
+    assert not partial.exists() or partial.read_bytes().count(b"\n") == 1  # its manifest, no refusal kept
+
+
+def test_a_reply_that_is_not_a_chat_completion_is_retried_then_one_line(workdir, proxy):
+    login = b"<!DOCTYPE html><html><body><form>Sign in to continue</form></body></html>"
+    url = proxy(lambda body: (200, "text/html", login))
+    result = snakemake(workdir, "results/scores/served/count.json", check=False, extra_config=served(url),
+                       env={"SARCHAT_TEST_KEY": KEY})
+    assert result.returncode != 0
+    log = infer_log(workdir)
+    assert "Traceback" not in log and "JSONDecodeError" not in log, log[-3000:]
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {url}/v1: ") and " failed 3 times, last: HTTP 200 " \
+        "that is not a chat completion (text/html): '<!DOCTYPE html><html><body><form>Sign in" in errors[0], log
+    assert "(attempt 1 of 3); retrying" in log
+    assert not (workdir / "results" / "predictions" / "served" / "count.jsonl").exists()
+
+
+def test_a_client_error_for_one_record_among_answered_ones_is_that_records_failure(workdir, proxy):
+    test = [orjson.loads(line) for line in (workdir / "results" / "sarchat" / "test" / "count.jsonl").read_bytes()
+            .splitlines()]
+    refused = test[len(test) // 2]
+    marker = refused["messages"][0]["content"].replace("<image>", "").strip()
+    # The question is repeated for other images, so the refusal is recognised by the image.
+    image = __import__("base64").b64encode(open(refused["images"][0], "rb").read()).decode()[:200].encode()
+    url = proxy(lambda body: (400, "application/json", b'{"error": "image too large"}')
+                if image in body and marker.encode()[:20] in body else None)
+    snakemake(workdir, "results/scores/served/count.json", extra_config=served(url),
+              env={"SARCHAT_TEST_KEY": KEY})
+    answers = {r["id"]: r["response"] for r in iter_jsonl(workdir / "results" / "predictions" / "served" /
+                                                          "count.jsonl")}
+    assert answers[refused["id"]] == "" and sum(1 for a in answers.values() if a) >= len(test) - 2
+    assert f"{refused['id']}: {url}/v1 refused the request (HTTP 400: " in infer_log(workdir)
 
 
 def test_a_served_model_is_scored_through_the_workflow_despite_failing_requests(workdir, flaky):

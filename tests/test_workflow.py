@@ -38,6 +38,15 @@ def snakemake(workdir, *args, check=True, extra_config: str | None = None, env: 
     return result
 
 
+def assert_logs_are_clean(logs):
+    """No job's log holds a logging error or a traceback: a malformed log call ("--- Logging error
+    ---") or an exception that escaped the one-line error rule fails the suite."""
+    for log in logs.rglob("*.log"):
+        text = log.read_text(errors="replace")
+        assert "--- Logging error ---" not in text and "Traceback (most recent call last)" not in text, \
+            f"{log}:\n{text[-3000:]}"
+
+
 def planned_rules(workdir, *args, **kw):
     """Rules a dry run would execute, with their job counts."""
     out = snakemake(workdir, *args, "--dry-run", **kw).stdout
@@ -171,6 +180,7 @@ def test_demo_runs_the_whole_chain(tmp_path):
            "tiny-llava1.5-wide-zero-shot]\n"
     snakemake(tmp_path, extra_config=demo)
     results = tmp_path / "results"
+    assert_logs_are_clean(results / "logs")
 
     def records(path):
         return [orjson.loads(line) for line in path.read_bytes().splitlines()]

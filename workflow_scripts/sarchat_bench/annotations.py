@@ -124,7 +124,7 @@ def _reject(path, section: str, index: int, item, fields: tuple[tuple[str, type]
     raise InputError(path, "unexpected field types", record)
 
 
-def _image_dirs(root: Path, split: str) -> tuple[Path, Path]:
+def image_dirs(root: Path, split: str) -> tuple[Path, Path]:
     return root / "JPEGImages" / split, root / "JPEGImages"
 
 
@@ -222,7 +222,7 @@ def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolera
     wanted = set(categories)
 
     images: dict[int, Image] = {}
-    primary_dir, flat_dir = _image_dirs(root, split)
+    primary_dir, flat_dir = image_dirs(root, split)
     for i, img in enumerate(raw_images):
         try:
             image_id, file_name, width, height = img["id"], img["file_name"], img["width"], img["height"]
@@ -311,6 +311,36 @@ def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolera
     for rule, count in report.skipped.items():
         log.warning("%s: %d skipped by rule '%s' (%s)", path, count, rule, SKIP_RULES[rule])
     return kept, report
+
+
+# Skip rules that mean the image file itself is not usable: a dataset folder that lost its
+# images (an archive not extracted, Git LFS pointers, placeholders) shows as these.
+FILE_PROBLEMS = ("outside_root", "missing_image_file", "unreadable_image", "image_size_mismatch")
+DEFAULT_MAX_FILE_LOSS = 0.1
+
+
+def check_images_kept(report: FilterReport, images_dir: str | os.PathLike,
+                      max_file_loss: float = DEFAULT_MAX_FILE_LOSS) -> None:
+    """Stop (InputError naming the split, the folder, the most common reason with its count and
+    an example) when a split kept no image, or lost more than `max_file_loss` of its images to
+    file problems: nothing may be built from a dataset that lost its images. Images left without
+    a usable box are data, not file problems."""
+    lost = {rule: report.skipped[rule] for rule in FILE_PROBLEMS if report.skipped.get(rule)}
+    if report.images_out and sum(lost.values()) <= max_file_loss * report.images_in:
+        return
+    reasons = lost or {rule: n for rule, n in report.skipped.items() if n}
+    if reasons:
+        rule = max(reasons, key=lambda r: (reasons[r], -list(SKIP_RULES).index(r)))
+        why = (f"most often '{rule}' ({reasons[rule]}: {SKIP_RULES[rule].rsplit(' (', 1)[0]}), e.g. "
+               f"{(report.examples.get(rule) or ['-'])[0]}")
+    else:
+        why = "its annotation file lists no image"
+    if not report.images_out:
+        raise InputError(images_dir, f"split '{report.split}' kept no image of {report.images_in}: {why}")
+    raise InputError(images_dir, f"split '{report.split}' lost {sum(lost.values())} of {report.images_in} images "
+                                 f"({100 * sum(lost.values()) / report.images_in:.1f} %) to file problems, more than "
+                                 f"dataset.max_image_file_loss ({100 * max_file_loss:g} %): {why}; raise "
+                                 "dataset.max_image_file_loss to build from what is left")
 
 
 # The box table the generators and statistics read: the kept images of one split, in image id

@@ -61,11 +61,13 @@ def cmd_download(args) -> None:
 
 
 def cmd_annotations(args) -> None:
-    from .annotations import load_split, write_boxes
+    from .annotations import check_images_kept, image_dirs, load_split, write_boxes
 
     images, report = load_split(args.root, args.split, categories=tuple(args.categories),
                                 bbox_tolerance=args.bbox_tolerance, check_image_files=not args.no_check_images,
                                 check_image_headers=args.check_image_headers)
+    split_dir, flat_dir = image_dirs(Path(args.root).resolve(), args.split)
+    check_images_kept(report, split_dir if split_dir.is_dir() else flat_dir, args.max_image_file_loss)
     write_boxes(args.out_table, images)
     write_json(args.out_report, report.as_dict())
     log.info("%s: kept %d of %d images and %d of %d boxes", args.split, report.images_out, report.images_in,
@@ -147,7 +149,8 @@ def cmd_score(args) -> None:
     from .scoring import score_cell
 
     result = score_cell(args.cell, args.test, args.predictions, model=args.model, coords=args.coords, seed=args.seed,
-                        details_path=args.details, bad_responses=args.bad_responses)
+                        details_path=args.details, bad_responses=args.bad_responses,
+                        allow_empty_answers=args.allow_empty_answers)
     if args.format_instruction:
         result["format_instruction"] = args.format_instruction
     result["provenance"] = for_score_file(args.predictions)
@@ -249,7 +252,7 @@ def cmd_infer(args) -> None:
     run = args.run
     # Before ms-swift and the hub libraries are imported: they read these at import time.
     os.environ.update({**cache_env(run["cache_dir"]), **OFFLINE, **{k: str(v) for k, v in spec["env"].items()}})
-    from .inference import endpoint_predictor, records_digest, run_shard, shard_records, swift_predictor
+    from .inference import EndpointPredictor, records_digest, run_shard, shard_records, swift_predictor
     from .io import read_json
     from .provenance import write_inference
 
@@ -264,7 +267,7 @@ def cmd_infer(args) -> None:
                  "adapter": adapter["adapter_digest"] if adapter else None, "records": records_digest(records)}
     endpoint = spec["source"].get("endpoint")
     if endpoint:  # a served model: the requests go to it, nothing is loaded here
-        predict = endpoint_predictor(endpoint["base_url"], endpoint["model"], api_key_env=endpoint.get("api_key_env"),
+        predict = EndpointPredictor(endpoint["base_url"], endpoint["model"], api_key_env=endpoint.get("api_key_env"),
                                      max_new_tokens=settings["max_new_tokens"], concurrency=options["concurrency"],
                                      retries=options["retries"], timeout_s=options["request_timeout_s"])
         per_call = options["concurrency"]
@@ -394,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check-images", action="store_true", help="do not require the image files to exist")
     p.add_argument("--check-image-headers", action="store_true",
                    help="read each image's header: skip empty, truncated, unreadable or mis-sized files")
+    p.add_argument("--max-image-file-loss", type=float, default=0.1,
+                   help="stop when more than this fraction of the split's images has file problems")
 
     p = add("train-mix", cmd_train_mix, "generate the training mix: every task's records, in one file")
     p.add_argument("--out", required=True)
@@ -439,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a response that is not text: an error, or a counted parse failure")
     p.add_argument("--format-instruction", default="", help="the instruction added to the questions, if any "
                                                             "(recorded in the score file)")
+    p.add_argument("--allow-empty-answers", action="store_true",
+                   help="score a file in which no answer has any text (otherwise an error naming it)")
 
     p = add("report", cmd_report, "Table 3 (md/csv/tex), task scores, CIs, paper comparison and figures")
     p.add_argument("--tables-dir", required=True)

@@ -114,12 +114,16 @@ def run_shard(records: list[dict], predict: PredictFn, out_path, partial_path, *
         if partial.tell() == 0:  # a new partial file starts with its manifest
             manifest = {"made_from": made_from}
             partial.write(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE))
+            partial.flush()
+        kept = partial.tell()  # what earlier runs left, kept whatever this one does
         i = 0
         while i < len(todo):
             batch = todo[i:i + batch_size]
             try:
                 responses = predict(batch)
             except Exception as err:  # noqa: BLE001 - only out-of-memory is handled; the rest re-raised
+                if getattr(err, "refusals_written", False):
+                    partial.truncate(kept)  # refusals of the whole job, not answers: never resumed
                 if not is_out_of_memory(err) or batch_size == 1:
                     raise
                 batch_size = max(1, batch_size // 2)
@@ -140,6 +144,13 @@ def run_shard(records: list[dict], predict: PredictFn, out_path, partial_path, *
                 log.info("%s: %d/%d predicted (%.1f records/s, about %.0f min left)", out_path, i, len(todo), rate,
                          (len(todo) - i) / rate / 60)
                 last = time.monotonic()
+        if hasattr(predict, "finish"):
+            try:
+                predict.finish()
+            except Exception as err:  # noqa: BLE001 - re-raised
+                if getattr(err, "refusals_written", False):
+                    partial.truncate(kept)
+                raise
     missing = wanted - done.keys()
     if missing:
         raise RuntimeError(f"{len(missing)} records of the shard have no prediction")
@@ -246,59 +257,136 @@ def _data_url(path: str) -> str:
     return f"data:{kind};base64,{base64.b64encode(Path(path).read_bytes()).decode()}"
 
 
-def endpoint_predictor(base_url: str, served_model: str, *, api_key_env: str | None, max_new_tokens: int,
-                       concurrency: int, retries: int, timeout_s: float, backoff_s: float = 1.0) -> PredictFn:
+def _chat_content(reply) -> str | None:
+    """The answer of an OpenAI chat completion, or None when the body is not one (an HTML login
+    page of a proxy, an error object, JSON without `choices`)."""
+    try:
+        message = reply.json()["choices"][0]["message"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    if not isinstance(message, dict):
+        return None
+    content = message.get("content")
+    if content is None:  # a message without text (a refusal, a tool call): an empty answer
+        return ""
+    return content if isinstance(content, str) else None
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    """The start of a reply body on one line."""
+    flat = " ".join(text.split())
+    return flat[:limit] + ("..." if len(flat) > limit else "")
+
+
+# A served model whose first answers are all the same client error is refused, not answered:
+# a wrong served-model name (404), a path that is not an OpenAI endpoint. The job stops after
+# this many in a row, before any answer came, instead of scoring a cell of empty answers.
+REFUSALS_BEFORE_STOP = 8
+
+
+class EndpointPredictor:
     """A predict function over an OpenAI-compatible chat endpoint (vLLM, `swift deploy`, an API):
     greedy decoding, the image as a data URL, at most `concurrency` requests at a time.
 
-    A connection error, a timeout or a 5xx/429 answer is retried with exponential back-off, up to
-    `retries` times; then the call fails (the shard's partial file keeps what was done). A 4xx
-    answer to one record (a bad image, a prompt too long) is that record's failure: an empty
-    answer, logged. A refused API key stops the job at once. The key is read from the
-    environment variable the registry entry names, never from config or params."""
-    from concurrent.futures import ThreadPoolExecutor
+    A connection error, a timeout, a 5xx/429 answer, or a 200 whose body is not a chat
+    completion is retried with exponential back-off, up to `retries` times; then the call fails
+    with one line (the shard's partial file keeps what was done). A 4xx answer to one record (a
+    bad image, a prompt too long) is that record's failure: an empty answer, logged. But when
+    the job's first `REFUSALS_BEFORE_STOP` requests (or all of them, in a smaller shard) get the
+    same client error and none was answered, the endpoint refuses the job, not a record: it
+    stops with one line naming the endpoint, the status and the server's message. A refused API
+    key stops the job at once. The key is read from the environment variable the registry entry
+    names, never from config or params."""
 
-    import requests
+    def __init__(self, base_url: str, served_model: str, *, api_key_env: str | None, max_new_tokens: int,
+                 concurrency: int, retries: int, timeout_s: float, backoff_s: float = 1.0,
+                 refusals_before_stop: int = REFUSALS_BEFORE_STOP):
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
 
-    url = base_url.rstrip("/") + "/chat/completions"
-    key = os.environ.get(api_key_env, "") if api_key_env else ""
-    if api_key_env and not key:
-        raise EndpointError(f"{base_url}: the API key variable {api_key_env} is not set")
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    session = requests.Session()
+        import requests
 
-    def ask(rec: dict) -> str:
+        self.base_url, self.served_model = base_url, served_model
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        key = os.environ.get(api_key_env, "") if api_key_env else ""
+        if api_key_env and not key:
+            raise EndpointError(f"{base_url}: the API key variable {api_key_env} is not set")
+        self.api_key_env = api_key_env
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.max_new_tokens, self.retries, self.timeout_s, self.backoff_s = max_new_tokens, retries, timeout_s, \
+            backoff_s
+        self.refusals_before_stop = refusals_before_stop
+        self.session = requests.Session()
+        self.pool = ThreadPoolExecutor(max_workers=concurrency)
+        self.lock = threading.Lock()
+        self.answered = 0
+        self.refusals: list[tuple[int, str]] = []  # (status, message) of each refusal before any answer
+
+    def __call__(self, batch: Sequence[dict]) -> list[str]:
+        answers = list(self.pool.map(self._ask, batch))
+        self._check_refusals(final=False)
+        return answers
+
+    def finish(self) -> None:
+        """Called when the shard is done: a job whose every request was refused is an error."""
+        self._check_refusals(final=True)
+
+    def _check_refusals(self, final: bool) -> None:
+        with self.lock:
+            refusals, answered = list(self.refusals), self.answered
+        if answered or not refusals:
+            return
+        statuses = {status for status, _ in refusals}
+        if len(statuses) == 1 and (final or len(refusals) >= self.refusals_before_stop):
+            status, message = refusals[0]
+            raise EndpointRefused(f"{self.base_url}: every request was refused with HTTP {status} "
+                                  f"({len(refusals)} of {len(refusals)}, model {self.served_model!r}): {message}; "
+                                  "check the entry's source.endpoint (base_url, model)")
+
+    def _ask(self, rec: dict) -> str:
+        import requests
+
         text = rec["messages"][0]["content"].replace("<image>", "").strip()
         content = [*({"type": "image_url", "image_url": {"url": _data_url(p)}} for p in rec["images"]),
                    {"type": "text", "text": text}]
-        body = {"model": served_model, "messages": [{"role": "user", "content": content}], "temperature": 0,
-                "max_tokens": max_new_tokens}
+        body = {"model": self.served_model, "messages": [{"role": "user", "content": content}], "temperature": 0,
+                "max_tokens": self.max_new_tokens}
         error = ""
-        for attempt in range(retries + 1):
+        for attempt in range(self.retries + 1):
             try:
-                reply = session.post(url, json=body, headers=headers, timeout=timeout_s)
+                reply = self.session.post(self.url, json=body, headers=self.headers, timeout=self.timeout_s)
             except (requests.ConnectionError, requests.Timeout) as err:
                 error = f"{type(err).__name__}: {err}"
             else:
                 if reply.status_code == 200:
-                    return reply.json()["choices"][0]["message"]["content"] or ""
-                error = f"HTTP {reply.status_code}: {reply.text[:300]}"
-                if reply.status_code in (401, 403) or "api key" in reply.text.lower():
-                    raise EndpointError(f"{base_url}: the API key was refused ({error}); check ${api_key_env}")
-                if 400 <= reply.status_code < 500 and reply.status_code not in (408, 429):
-                    log.warning("%s: %s refused the request (%s); its answer is left empty", rec["id"], base_url,
-                                error)
-                    return ""
-            if attempt < retries:
-                wait = backoff_s * 2 ** attempt
+                    answer = _chat_content(reply)
+                    if answer is not None:
+                        with self.lock:
+                            self.answered += 1
+                        return answer
+                    error = (f"HTTP 200 that is not a chat completion ({reply.headers.get('content-type', 'no type')}"
+                             f"): {_shown(reply.text)!r}")
+                else:
+                    error = f"HTTP {reply.status_code}: {_shown(reply.text, 300)}"
+                    if reply.status_code in (401, 403) or "api key" in reply.text.lower():
+                        raise EndpointError(f"{self.base_url}: the API key was refused ({error}); check "
+                                            f"${self.api_key_env}")
+                    if 400 <= reply.status_code < 500 and reply.status_code not in (408, 429):
+                        log.warning("%s: %s refused the request (%s); its answer is left empty", rec["id"],
+                                    self.base_url, error)
+                        with self.lock:
+                            self.refusals.append((reply.status_code, _shown(reply.text, 300)))
+                        return ""
+            if attempt < self.retries:
+                wait = self.backoff_s * 2 ** attempt
                 log.warning("%s: %s (attempt %d of %d); retrying in %.0f s", rec["id"], error, attempt + 1,
-                            retries + 1, wait)
+                            self.retries + 1, wait)
                 time.sleep(wait)
-        raise EndpointError(f"{base_url}: {rec['id']} failed {retries + 1} times, last: {error}")
+        raise EndpointError(f"{self.base_url}: {rec['id']} failed {self.retries + 1} times, last: {error}")
 
-    pool = ThreadPoolExecutor(max_workers=concurrency)
 
-    def predict(batch: Sequence[dict]) -> list[str]:
-        return list(pool.map(ask, batch))
+class EndpointRefused(EndpointError):
+    """Every request of the job got the same client error: the empty answers this run wrote are
+    refusals, not answers, and run_shard takes them back."""
 
-    return predict
+    refusals_written = True

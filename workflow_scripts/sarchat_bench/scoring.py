@@ -304,16 +304,27 @@ def _truth_category(truth: dict) -> str | None:
 
 
 def score_cell(cell: str, test_path, predictions_path, *, model: str = "", coords: str = "pixel", seed: int = 0,
-               details_path=None, bad_responses: str = "error") -> dict:
+               details_path=None, bad_responses: str = "error", allow_empty_answers: bool = False) -> dict:
     """The score file of one cell. The cyclic GC is paused: the 200,000 truths, answers and
-    units of a cell are acyclic, and the collector's passes over them cost more than scoring."""
+    units of a cell are acyclic, and the collector's passes over them cost more than scoring.
+    A predictions file in which no answer has any text is an InputError (an endpoint that
+    refused every request, an export that lost the answers), unless `allow_empty_answers`."""
     if cell not in CELL_METRICS:
         raise ValueError(f"unknown cell {cell!r}")
     with gc_paused():
-        return _score_cell(cell, test_path, predictions_path, model, coords, seed, details_path, bad_responses)
+        return _score_cell(cell, test_path, predictions_path, model, coords, seed, details_path, bad_responses,
+                           allow_empty_answers)
 
 
-def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_path, bad_responses) -> dict:
+def _check_some_answer(path, responses: list[str]) -> None:
+    if responses and not any(r.strip() for r in responses):
+        raise InputError(path, f"no answer has any text ({len(responses)} of {len(responses)} empty): a model that "
+                               "answered nothing, an endpoint that refused every request, or answers lost on the "
+                               "way; if this is what the model does, set allow_empty_answers: true in its entry")
+
+
+def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_path, bad_responses,
+                allow_empty_answers) -> dict:
     test = read_jsonl(test_path, ("id", "truth"))  # the rest of a record (its messages) is never held
     ids = [rid for rid, _ in test]
     truths = _parse_truths([text for _, text in test])
@@ -326,6 +337,8 @@ def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_
     missing = responses.count(None)
     if missing:
         responses = ["" if r is None else r for r in responses]
+    if not allow_empty_answers:
+        _check_some_answer(predictions_path, responses)
     judge = EVALUATORS[CELLS[cell][0]]
     judged = judge(truths, responses, coords)
     samples = [sample_units for sample_units, _ in judged]

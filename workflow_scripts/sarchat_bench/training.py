@@ -190,7 +190,10 @@ def train(model: str, *, model_path: str, model_type: str, template: str, datase
         # (the trainer steps once before it checks max_steps) and call that the adapter.
         log.info("%s: %s is the final checkpoint of this run; nothing left to train", model, resume)
     else:
-        log.info("%s: resuming from %s" if resume else "%s: training from step 0", model, resume)
+        if resume:
+            log.info("%s: resuming from %s", model, resume)
+        else:
+            log.info("%s: training from step 0", model)
         log.info("running: %s", shlex.join(cmd))
         result = subprocess.run(cmd, env=job_env(model, gpus, cache_dir, env, threads))
         if result.returncode != 0:
