@@ -5,7 +5,7 @@
 import os
 import sys
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 # 9.20 fixed runtime units in profiles (notes/snakemake-slurm.md).
 min_version("9.20")
@@ -14,16 +14,18 @@ min_version("9.20")
 configfile: "config.yaml"
 
 
-# Nested --config values arrive as strings; they are typed as the schema says first.
+# The config as every job sees it: typed (nested --config values arrive as strings), checked
+# against the schema with its defaults filled in, then against what a schema cannot express.
 sys.path.insert(0, f"{workflow.basedir}/workflow_scripts")
-from sarchat_bench.configuration import coerce_config  # noqa: E402
+from sarchat_bench.core.configuration import SCHEMA, ConfigError, validated  # noqa: E402
 
-CONFIG_SCHEMA = f"{workflow.basedir}/workflow_scripts/sarchat_bench/schemas/config.schema.yaml"
-coerce_config(config, CONFIG_SCHEMA)
-validate(config, CONFIG_SCHEMA)
+try:
+    validated(config, SCHEMA)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 
 # Every job records the run it belongs to (provenance.py); a job on a SLURM node inherits them.
-from sarchat_bench import provenance  # noqa: E402
+from sarchat_bench.core import provenance  # noqa: E402
 
 os.environ.setdefault(provenance.GIT_COMMIT_ENV, provenance.git_commit(workflow.basedir) or "unknown")
 os.environ.setdefault(provenance.CONFIG_DIGEST_ENV, provenance.config_digest(config))
@@ -41,15 +43,21 @@ include: "rules/evaluate.smk"
 onstart:
     # On SLURM, a request no node can run would wait in the queue for ever: refuse it first.
     if workflow.executor_plugin.name == "slurm":
+        from sarchat_bench.models.slurm import ImpossibleRequest, check, model_job_requests
+
         if not any(SLURM.values()):
             logger.warning(
                 "No SLURM site settings (slurm: in config): was slurm/site.yaml left out of --configfile?"
             )
-        check_cluster_can_run_model_jobs(workflow.dag.needrun_jobs())
-
-
-onsuccess:
-    cancel_rate_limiter_timers()
+        needed = {
+            (job.wildcards.model, section)
+            for job in workflow.dag.needrun_jobs()
+            for section in MODEL_JOB_SECTIONS.get(job.rule.name, ())
+        }
+        try:
+            check(model_job_requests(config, needed))
+        except ImpossibleRequest as err:
+            raise WorkflowError(str(err)) from None
 
 
 # Only the model jobs (train_model, infer_shard, merge_adapter) go to a cluster. Every other job

@@ -44,10 +44,10 @@ def perturb(i: int, answer: str) -> str:
 
 def build(work: Path, scale: float) -> None:
     from bench_build import make_annotations
-    from sarchat_bench.annotations import load_split, write_boxes
-    from sarchat_bench.build import build_test_cell
-    from sarchat_bench.io import iter_jsonl, write_jsonl
-    from sarchat_bench.tasks import CELLS
+    from sarchat_bench.core.io import iter_jsonl, write_jsonl
+    from sarchat_bench.dataset.annotations import load_split, write_boxes
+    from sarchat_bench.dataset.build import build_test_cell
+    from sarchat_bench.paper.tasks import CELLS
 
     make_annotations(work / "SARDet_100K", scale)
     images, _ = load_split(work / "SARDet_100K", "test", check_image_files=False)
@@ -62,8 +62,8 @@ def build(work: Path, scale: float) -> None:
 def measure(work: Path) -> dict:
     """One floor and one scoring of all cells, in this (fresh) process."""
     import orjson
-    from sarchat_bench.scoring import score_cell
-    from sarchat_bench.tasks import CELLS
+    from sarchat_bench.evaluation.scoring import score_cell
+    from sarchat_bench.paper.tasks import CELLS
 
     start = time.perf_counter()
     for cell in CELLS:

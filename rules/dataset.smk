@@ -98,7 +98,7 @@ for _task in TASKS:
 
 
 # The training mix is one job: every model trains on all of it, so per-task training files
-# would save no rerun. Its processes write one file together (sarchat_bench.ordered_write).
+# would save no rerun. Its processes write one file together (sarchat_bench.dataset.ordered_write).
 rule train_mix:
     """Generate the training mix: every task's records, in one file."""
     input:
@@ -137,7 +137,7 @@ rule validate_records:
     conda:
         "../envs/default.yaml"
     params:
-        describe=json.dumps(TASK_SETTINGS.get("describe", {}), sort_keys=True),
+        describe=json.dumps(DATASET.get("tasks", {}).get("describe", {}), sort_keys=True),
     shell:
         "python -m sarchat_bench validate --out {output} --describe {params.describe:q} {input} 2> {log}"
 

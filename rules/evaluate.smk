@@ -37,10 +37,10 @@ rule infer_shard:
         conda_env("infer")
     threads: job_threads("infer")
     resources:
-        **model_job_resources("infer"),
+        **job_resources("infer"),
     params:
-        spec=infer_spec,
-        run=run_settings("infer"),
+        spec=job_spec("infer"),
+        run=job_run("infer"),
         source=source_option,
         adapter=lambda w, input: f"--adapter-info {input.adapter}" if "adapter" in input.keys() else "",
         # Undeclared on purpose: Snakemake must not delete finished records of a failed job.
@@ -77,7 +77,7 @@ rule score_cell:
         predictions=f"{PREDICTIONS}/{{model}}/{{cell}}.jsonl",
     output:
         scores=f"{SCORES}/{{model}}/{{cell}}.json",
-        details=f"{SCORES}/{{model}}/{{cell}}.details.jsonl",
+        details=str(details_path(f"{SCORES}/{{model}}/{{cell}}.json")),
     log:
         f"{LOGS}/score/{{model}}/{{cell}}.log",
     benchmark:
@@ -136,7 +136,7 @@ rule answer_browser:
     input:
         test=f"{SARCHAT}/test/{{cell}}.jsonl",
         score=f"{SCORES}/{{model}}/{{cell}}.json",
-        details=f"{SCORES}/{{model}}/{{cell}}.details.jsonl",
+        details=str(details_path(f"{SCORES}/{{model}}/{{cell}}.json")),
         predictions=f"{PREDICTIONS}/{{model}}/{{cell}}.jsonl",
     output:
         report(

@@ -26,7 +26,7 @@ rule tiny_model:
     input:
         f"{SARCHAT}/train.jsonl",
     output:
-        directory(f"{MODELS_DIR}/tiny/{{environment}}/{{architecture}}"),
+        directory(tiny_model_folder("{environment}", "{architecture}")),
     log:
         f"{LOGS}/tiny_model/{{environment}}/{{architecture}}.log",
     benchmark:
@@ -60,10 +60,10 @@ rule train_model:
         conda_env("train")
     threads: job_threads("train")
     resources:
-        **model_job_resources("train"),
+        **job_resources("train"),
     params:
-        spec=train_spec,
-        run=run_settings("train"),
+        spec=job_spec("train"),
+        run=job_run("train"),
         source=source_option,
         work_dir=lambda w, output: Path(output[0]).with_name("work"),
     shell:
@@ -86,7 +86,7 @@ rule loss_curve:
     conda:
         "../envs/default.yaml"
     params:
-        train_log=lambda w, input: Path(input[0]).with_name("train_log.jsonl"),
+        train_log=lambda w, input: train_log_path(input[0]),
     shell:
         "python -m sarchat_bench loss-curve --model {wildcards.model} --train-log {params.train_log}"
         " --out {output} 2> {log}"
@@ -109,10 +109,10 @@ rule merge_adapter:
         conda_env("train")
     threads: job_threads("train")
     resources:
-        **model_job_resources("train", runtime=60),
+        **job_resources("train", runtime=60),
     params:
-        spec=train_spec,
-        run=run_settings("train"),
+        spec=job_spec("train"),
+        run=job_run("train"),
         source=source_option,
     shell:
         "python -m sarchat_bench merge --model {wildcards.model} --spec {params.spec:q} --run {params.run:q}"

@@ -1,0 +1,151 @@
+"""Download and extraction, on local archives and a loopback HTTP server (no internet)."""
+
+import http.server
+import io
+import tarfile
+import threading
+import zipfile
+
+import pytest
+from sarchat_bench.core.errors import InputError
+from sarchat_bench.core.workstate import file_digest
+from sarchat_bench.dataset.download import fetch, fetch_url, locate_root, safe_extract
+from support.data import write_coco
+
+
+def sardet_archive(tmp_path, kind="tar"):
+    src = tmp_path / "src" / "SARDet_100K"
+    write_coco(src, "train", [{"id": 1, "file_name": "1.jpg", "width": 50, "height": 50}],
+               [{"id": 1, "image_id": 1, "category_id": 0, "bbox": [1, 1, 10, 10]}])
+    archive = tmp_path / f"sardet.{'tar.gz' if kind == 'tar' else 'zip'}"
+    if kind == "tar":
+        with tarfile.open(archive, "w:gz") as tf:
+            tf.add(src, arcname="SARDet_100K")
+    else:
+        with zipfile.ZipFile(archive, "w") as zf:
+            for f in src.rglob("*"):
+                zf.write(f, f"SARDet_100K/{f.relative_to(src)}")
+    return archive
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_fetch_local_archive_places_dataset(tmp_path, kind):
+    archive = sardet_archive(tmp_path, kind)
+    target = fetch({"source": "archive", "archive": str(archive), "sha256": file_digest(archive)},
+                   tmp_path / "out" / "SARDet_100K", tmp_path / "work")
+    assert (target / "Annotations" / "train.json").is_file()
+    assert (target / "JPEGImages" / "train" / "1.jpg").is_file()
+
+
+def test_sha256_mismatch_is_an_error(tmp_path):
+    archive = sardet_archive(tmp_path)
+    with pytest.raises(InputError, match="sha256 mismatch"):
+        fetch({"source": "archive", "archive": str(archive), "sha256": "0" * 64}, tmp_path / "o", tmp_path / "w")
+
+
+def test_tar_member_escaping_target_is_refused(tmp_path):
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tf:
+        data = b"x"
+        info = tarfile.TarInfo("../../escaped.txt")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    with pytest.raises(InputError, match="escapes the target folder"):
+        safe_extract(archive, tmp_path / "dest")
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_tar_symlink_pointing_out_is_refused(tmp_path):
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tf:
+        info = tarfile.TarInfo("link")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tf.addfile(info)
+    with pytest.raises(InputError):
+        safe_extract(archive, tmp_path / "dest")
+
+
+def test_zip_member_escaping_target_is_refused(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("/abs/path.txt", "x")
+        zf.writestr("../up.txt", "x")
+    with pytest.raises(InputError, match="escapes the target folder"):
+        safe_extract(archive, tmp_path / "dest")
+
+
+def test_not_an_archive(tmp_path):
+    f = tmp_path / "plain.txt"
+    f.write_text("hello")
+    with pytest.raises(InputError, match="not a zip or tar"):
+        safe_extract(f, tmp_path / "d")
+
+
+def test_locate_root_rejects_other_layouts(tmp_path):
+    (tmp_path / "x").mkdir()
+    with pytest.raises(InputError, match="not the SARDet-100K layout"):
+        locate_root(tmp_path)
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves one payload; honours Range; fails the first `fail_first` requests with 503."""
+
+    payload = b""
+    fail_first = 0
+    requests_seen: list = []
+
+    def do_GET(self):  # noqa: N802
+        type(self).requests_seen.append(self.headers.get("Range"))
+        if type(self).fail_first > 0:
+            type(self).fail_first -= 1
+            self.send_error(503)
+            return
+        start = 0
+        if self.headers.get("Range"):
+            start = int(self.headers["Range"].split("=")[1].rstrip("-"))
+            self.send_response(206)
+        else:
+            self.send_response(200)
+        body = self.payload[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+
+
+def test_url_download_resumes_and_retries(tmp_path, server):
+    payload = bytes(range(256)) * 400
+    RangeHandler.payload, RangeHandler.fail_first, RangeHandler.requests_seen = payload, 1, []
+    dest = tmp_path / "data.bin"
+    (tmp_path / "data.bin.part").write_bytes(payload[:1000])  # an interrupted earlier download
+    import hashlib
+
+    url = f"http://127.0.0.1:{server.server_address[1]}/data.bin"
+    fetch_url(url, dest, sha256=hashlib.sha256(payload).hexdigest(), backoff_s=0.01)
+    assert dest.read_bytes() == payload
+    assert RangeHandler.requests_seen == ["bytes=1000-", "bytes=1000-"]  # 503, then resumed
+    assert not (tmp_path / "data.bin.part").exists()
+
+
+def test_url_download_gives_up_on_client_errors(tmp_path, server):
+    RangeHandler.fail_first = 0
+
+    class NotFound(RangeHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_error(404)
+
+    server.RequestHandlerClass = NotFound
+    with pytest.raises(InputError, match="HTTP 404"):
+        fetch_url(f"http://127.0.0.1:{server.server_address[1]}/x", tmp_path / "x", backoff_s=0.01)

@@ -1,0 +1,134 @@
+"""The environments: one requirements file each, from which both deployment routes are made,
+real resolutions against the package registry, and jobs that run in the environment their
+model needs (or stop saying how to get it)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from sarchat_bench.models import environments
+from sarchat_bench.models.environments import EnvironmentMismatch, interpreter, requirement_lines, unmet
+from support import REPO, SCRIPTS
+from support.commands import run_cli
+
+NAMES = environments.names()
+
+
+def test_every_environment_has_its_files():
+    assert NAMES == ["default", "transformers4", "vllm"]
+    for name in NAMES:
+        assert (REPO / "envs" / f"{name}.yaml").is_file() and (REPO / "envs" / "locks" / f"{name}.txt").is_file()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_conda_file_is_self_contained_and_agrees_with_the_requirements(name):
+    """Snakemake copies envs/<name>.yaml before conda reads it, and hashes only the yaml: a
+    relative `-r` would find nothing, and an edited pin in a .txt would reuse a stale env."""
+    conda = yaml.safe_load((REPO / "envs" / f"{name}.yaml").read_text())
+    pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
+    assert pip == requirement_lines(name) and not any(line.startswith("-") for line in pip)
+    assert "python=3.11" in conda["dependencies"]
+
+
+def test_envs_command_notices_a_stale_conda_file(tmp_path, monkeypatch):
+    for path in (REPO / "envs").glob("*.txt"):
+        (tmp_path / path.name).write_text(path.read_text())
+        (tmp_path / path.with_suffix(".yaml").name).write_text((REPO / "envs" / path.with_suffix(".yaml").name)
+                                                               .read_text() if path.stem != "base" else "")
+    monkeypatch.setattr(environments, "ENVS_DIR", tmp_path)
+    assert environments.conda_yaml("transformers4") == (tmp_path / "transformers4.yaml").read_text()
+    (tmp_path / "transformers4.txt").write_text((tmp_path / "transformers4.txt").read_text()
+                                                .replace("timm==1.0.31", "timm==1.0.30"))
+    assert "timm==1.0.30" in environments.conda_yaml("transformers4")
+    assert environments.conda_yaml("transformers4") != (tmp_path / "transformers4.yaml").read_text()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_lock_file_agrees_with_the_pins(name):
+    """envs/locks/<name>.txt is the full set a resolution gave (`make lock` refreshes it)."""
+    from packaging.requirements import Requirement
+
+    locked = environments.locked_versions(name)
+    for line in requirement_lines(name):
+        req = Requirement(line)
+        assert req.specifier.contains(locked[environments.canonical(req.name)], prereleases=True), line
+
+
+def test_the_running_interpreter_is_the_default_environment():
+    assert unmet("default") == []
+    assert any(p.startswith("transformers 5.12.1 does not satisfy ==4.57.6") for p in unmet("transformers4"))
+
+
+def test_a_job_in_the_wrong_environment_stops_with_one_line(tmp_path):
+    spec = {"model_path": "m", "model_type": "llava1_5_hf", "template": "llava1_5_hf", "source": {"tiny": "x"},
+            "env": {}, "load": {}, "environment": "transformers4", "gpus": 0, "settings": {}}
+    run = {"options": {}, "cache_dir": str(tmp_path), "threads": 1}
+    env = {**os.environ, "PYTHONPATH": str(SCRIPTS), "SARCHAT_REEXEC": "1"}  # as if the env were not built
+    result = subprocess.run([sys.executable, "-m", "sarchat_bench", "train", "--model", "internvl2.5-1b", "--spec",
+                             json.dumps(spec), "--run", json.dumps(run), "--dataset", "d", "--work-dir", tmp_path,
+                             "--sentinel", tmp_path / "a.json"], env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    line = result.stderr.strip()
+    assert line.startswith("error: model 'internvl2.5-1b' needs environment 'transformers4' (envs/transformers4.txt)")
+    assert "transformers 5.12.1 does not satisfy ==4.57.6" in line
+    assert "make env ENV=transformers4" in line and "--software-deployment-method conda" in line
+
+
+def test_unknown_environment_is_a_clear_error():
+    with pytest.raises(EnvironmentMismatch, match="no environment 'nope'.*known: default, transformers4, vllm"):
+        requirement_lines("nope")
+
+
+def test_a_model_job_reexecutes_in_its_environment(tmp_path):
+    """From the default interpreter, a job of a transformers-4 model runs in .venvs/transformers4."""
+    if not interpreter("transformers4").is_file():
+        pytest.skip("the transformers4 environment is not built: `make env ENV=transformers4` (make test does)")
+    from sarchat_bench.dataset.demo_data import generate
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"messages": [{"role": "user", "content": "How many ships?"},
+                                               {"role": "assistant", "content": "There are 2 ships."}]}) + "\n")
+    generate(tmp_path / "demo", seed=0, images_per_split={"train": 1})
+    result = run_cli("tiny-model", "--architecture", "llava1_5_hf", "--environment", "transformers4", "--out",
+                     tmp_path / "tiny", "--corpus", corpus)
+    assert result.returncode == 0, result.stderr
+    assert "runs in environment transformers4" in result.stderr and "transformers 4.57.6" in result.stderr
+    assert json.loads((tmp_path / "tiny" / "config.json").read_text())["transformers_version"] == "4.57.6"
+
+
+def test_cuda_12_build_of_torch_is_one_variable():
+    """`make setup TORCH_CUDA=cu128` installs torch and torchvision from PyTorch's CUDA 12 index.
+    Rendered with `make -n`: that index is not reachable from the test machines."""
+    out = subprocess.run(["make", "-n", "setup", "TORCH_CUDA=cu128"], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    torch = next(line for line in requirement_lines("default") if line.startswith("torch=="))
+    vision = next(line for line in requirement_lines("default") if line.startswith("torchvision=="))
+    assert (f"--index-url https://download.pytorch.org/whl/cu128 {torch}+cu128 {vision}+cu128"
+            in " ".join(out.replace("\\\n", " ").split()))
+    plain = subprocess.run(["make", "-n", "setup", "TORCH_CUDA=", "-B"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout
+    assert "download.pytorch.org" not in plain and "-r envs/default.txt" in plain
+
+
+@pytest.mark.resolve
+@pytest.mark.parametrize("name", NAMES)
+def test_environment_resolves_against_the_registry(name, tmp_path):
+    """A real resolution (pip's dry run against PyPI) of every environment file, as a user's
+    `make env` would resolve it today; the pinned versions are the lock file's."""
+    report = tmp_path / "report.json"
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
+                             "--quiet", "--report", str(report), "-r", str(REPO / "envs" / f"{name}.txt")],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resolved = environments.resolved_versions(report)
+    locked = environments.locked_versions(name)
+    for line in requirement_lines(name):
+        if "==" in line:
+            package, version = line.split("==")
+            assert resolved[environments.canonical(package)] == version == locked[environments.canonical(package)]
+    # Unpinned packages may have moved on since the lock was written (`make lock` refreshes it).
+    moved = sorted(f"{k} {locked.get(k)} -> {v}" for k, v in resolved.items() if locked.get(k) != v)
+    print(f"{name}: {len(resolved)} packages; moved since envs/locks/{name}.txt: {moved or 'none'}")

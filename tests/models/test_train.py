@@ -1,0 +1,93 @@
+"""Real `swift sft` LoRA training of a tiny model: a killed job resumes from its checkpoint, and
+a job whose settings changed trains a new adapter from step 0."""
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sarchat_bench.models.sources import OFFLINE
+from sarchat_bench.models.train import job_env, latest_checkpoint, master_port, sft_command
+from support.commands import cli
+
+pytestmark = pytest.mark.swift
+
+
+def test_sft_command_carries_the_paper_settings(tmp_path):
+    cmd = sft_command(model_path="m", model_type="qwen2_vl", template="qwen2_vl", dataset="d.jsonl",
+                      work_dir=tmp_path, settings={"tuner_type": "lora", "lora_rank": 8, "gradient_checkpointing": True,
+                                                   "deepspeed": None, "dataloader_num_workers": 4},
+                      load={"attn_impl": "eager"}, resume_from=tmp_path / "checkpoint-2")
+    joined = " ".join(cmd)
+    assert "--tuner_type lora --lora_rank 8 --gradient_checkpointing true" in joined
+    assert "--deepspeed" not in joined and "--train_type" not in joined
+    assert f"--resume_from_checkpoint {tmp_path / 'checkpoint-2'}" in joined
+    # ms-swift runs in this interpreter (the job's environment), not the `swift` script's.
+    assert cmd[:4] == [sys.executable, "-m", "swift.cli.main", "sft"]
+    assert "--add_version false --check_model false" in joined and "--dataloader_num_workers 4" in joined
+    assert "--attn_impl eager" in joined
+    assert master_port("a") != master_port("b") and 20000 <= master_port("a") < 40000
+
+
+def test_model_jobs_run_offline_on_the_model_cache(tmp_path):
+    env = job_env("m", 2, tmp_path / "cache", {"MAX_PIXELS": "12544"})
+    assert all(env[k] == "1" for k in OFFLINE) and {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"} <= OFFLINE.keys()
+    assert env["HF_HOME"] == str(tmp_path / "cache" / "huggingface")
+    assert env["MODELSCOPE_CACHE"] == str(tmp_path / "cache" / "modelscope")
+    assert env["NPROC_PER_NODE"] == "2" and env["MAX_PIXELS"] == "12544"
+
+
+def train_args(tiny, work, sentinel, **settings):  # noqa: F811
+    spec = {"model_path": str(tiny["qwen2_vl"]), "model_type": "qwen2_vl", "template": "qwen2_vl",
+            "source": {"tiny": "qwen2_vl"}, "env": {"MAX_PIXELS": "12544"}, "load": {}, "environment": "default",
+            "gpus": 0, "settings": {"tuner_type": "lora", "lora_rank": 8, "lora_alpha": 32,
+                                    "target_modules": "all-linear", "learning_rate": 1e-4,
+                                    "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
+                                    "torch_dtype": "float32", "max_steps": 8, "max_length": 2048, **settings}}
+    run = {"options": {"save_steps": 2, "logging_steps": 1}, "cache_dir": str(work.parent / "cache"), "threads": 1}
+    return ["train", "--model", "tiny", "--spec", json.dumps(spec), "--run", json.dumps(run), "--dataset",
+            tiny["train"], "--work-dir", work, "--sentinel", sentinel]
+
+
+def test_killed_training_resumes_and_changed_settings_retrain_from_step_0(tiny, tmp_path):  # noqa: F811
+    work, sentinel = tmp_path / "work", tmp_path / "adapter.json"
+    args = train_args(tiny, work, sentinel)
+    env = {"MODELSCOPE_CACHE": str(tmp_path / "ms")}
+    job = cli(*args, env=env, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and latest_checkpoint(work) is None and job.poll() is None:
+        time.sleep(0.2)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    killed_at = latest_checkpoint(work)
+    assert killed_at is not None and not sentinel.exists()
+    # Unchanged settings: resumes where the killed job stopped.
+    job = cli(*args, env=env)
+    log = job.communicate(timeout=600)[0]
+    assert job.returncode == 0, log
+    first = json.loads(sentinel.read_text())
+    assert first["global_step"] == 8 and first["resumed_from"] == str(killed_at)
+    assert f"resuming from {killed_at}" in log
+    assert first["loss_points"] >= 1 and (tmp_path / "train_log.jsonl").stat().st_size > 0
+    # Killed after its last save, before the sentinel: the rerun takes the final checkpoint as it
+    # is (resuming from it used to train a 9th step and call checkpoint-9 the adapter).
+    sentinel.unlink()
+    job = cli(*args, env=env)
+    log = job.communicate(timeout=600)[0]
+    assert job.returncode == 0 and "is the final checkpoint of this run; nothing left to train" in log, log
+    again = json.loads(sentinel.read_text())
+    assert (again["global_step"], again["adapter_digest"]) == (8, first["adapter_digest"])
+    # Another learning rate after the finished run: its checkpoints are not resumed (before the
+    # fix, the job went on from checkpoint-8 and called checkpoint-9 the new adapter).
+    job = cli(*train_args(tiny, work, sentinel, learning_rate=2e-4), env=env)
+    log = job.communicate(timeout=600)[0]
+    assert job.returncode == 0, log
+    second = json.loads(sentinel.read_text())
+    assert "discarding its state" in log and "spec.settings.learning_rate" in log and "training from step 0" in log
+    assert second["resumed_from"] is None and second["global_step"] == 8
+    assert Path(second["adapter"]).name == "checkpoint-8" and second["adapter_digest"] != first["adapter_digest"]
+    logged = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [r["global_step/max_steps"] for r in logged if "loss" in r and "global_step/max_steps" in r][0] == "1/8"

@@ -1,0 +1,53 @@
+"""The report's tables: Table 3 as the paper lays it out, the intervals, our numbers beside the
+paper's."""
+
+import pytest
+from sarchat_bench.report.tables import write_tables
+
+
+def fake_score(cell_metrics, n=10):
+    return {"n_samples": n, "parse_failures": 1, "missing_predictions": 0,
+            "metrics": {m: {"value": v, "ci95": [None, None] if v is None else [v - 5, v + 5], "n_samples": n,
+                            "unit": "samples"}
+                        for m, v in cell_metrics.items()}}
+
+
+@pytest.fixture
+def scores():
+    cells = {"count": {"only_count": 70.0, "instance_iou25": 60.0, "instance_iou50": 50.0},
+             "grounding_multi": {"abstract_position": 80.0, "box_category_iou50": 60.0, "box_category_iou25": 70.0},
+             "grounding_single": {"abstract_position": None, "box_category_iou50": 85.0, "box_category_iou25": 90.0},
+             "identify_multi": {"category": 98.0}, "identify_single": {"category": 99.0},
+             "refer_multi": {"iou25": 35.0, "iou50": 20.0}, "refer_single": {"iou25": 70.0, "iou50": 55.0},
+             "describe": {"phrase": 60.0}, "classify": {"category": 97.0}}
+    return {"qwen2-vl-7b": {c: fake_score(m) for c, m in cells.items()}}
+
+
+def test_tables_and_paper_comparison(scores, tmp_path):
+    write_tables(tmp_path, scores, {"qwen2-vl-7b": {"family": "Qwen2-VL", "params_b": 7, "paper_row": "qwen2-vl-7b"}})
+    md = (tmp_path / "table3.md").read_text()
+    assert "| qwen2-vl-7b" in md and "Only count" in md and "weighted by the task's test samples" in md
+    versus = (tmp_path / "table3_vs_paper.md").read_text()
+    rows = [[c.strip() for c in line.strip("|").split("|")]
+            for line in versus.splitlines() if line.startswith("| qwen")]
+    assert ["qwen2-vl-7b", "qwen2-vl-7b", "Only count", "70.00", "72.79", "-2.79"] in rows
+    ci = (tmp_path / "table3_ci.md").read_text()
+    assert "65.00" in ci and "Parse failures" in ci
+    assert "\\begin{tabular}" in (tmp_path / "table3.tex").read_text()
+
+
+def test_the_note_states_the_weights_each_row_used(scores, tmp_path):
+    """Every row's Eq. 4 uses its own test samples: the note says so where they differ (a model
+    scored on fewer test samples), instead of printing the first row's weights for all."""
+    from sarchat_bench.report.tables import table3, weights_note
+
+    scores["other"] = {c: {**s, "n_samples": 5 if c == "classify" else s["n_samples"]}
+                       for c, s in scores["qwen2-vl-7b"].items()}
+    _, _, weights = table3(scores, {})
+    note = weights_note(weights)
+    assert "which differ between rows here: " in note
+    assert "qwen2-vl-7b: Instance Counting 10 " in note and "other: Instance Counting 10 " in note
+    assert "Classification 10 (" in note and "Classification 5 (" in note
+    same = weights_note({"a": weights["qwen2-vl-7b"], "b": weights["qwen2-vl-7b"]})
+    assert same.startswith("Avg score = Eq. 4: task scores (Eq. 5, the mean of each task's columns) weighted by "
+                           "the task's test samples n_t: Instance Counting 10 (")

@@ -1,0 +1,61 @@
+"""The evaluation stage's commands: score a model's answers to one test file, and make a
+baseline's answers without a model (rules/evaluate.smk)."""
+
+from __future__ import annotations
+
+import logging
+
+from sarchat_bench.core.commands import Command, arg, command
+from sarchat_bench.paper.tasks import CELLS
+
+log = logging.getLogger("sarchat_bench")
+COMMANDS: list[Command] = []
+
+
+@command(COMMANDS, "score", "score one model's predictions for one test cell (Table 3 metrics)",
+         arg("--cell", required=True),
+         arg("--test", required=True, help="the cell's test file"),
+         arg("--predictions", required=True, help="JSONL with id and response per line"),
+         arg("--out", required=True, help="score file (JSON)"),
+         arg("--details", help="per-sample details (JSONL)"),
+         arg("--model", default="", help="model key (names the row; seeds the bootstrap)"),
+         arg("--coords", default="pixel",
+             help="coordinate convention of the model's boxes: pixel, norm1000, or resized:FACTOR:MIN:MAX "
+                  "(pixels of the processor's resized input)"),
+         arg("--seed", type=int, default=0, help="bootstrap seed"),
+         arg("--bad-responses", choices=["error", "failure"], default="error",
+             help="a response that is not text: an error, or a counted parse failure"),
+         arg("--format-instruction", default="",
+             help="the instruction added to the questions, if any (recorded in the score file)"),
+         arg("--allow-empty-answers", action="store_true",
+             help="score a file in which no answer has any text (otherwise an error naming it)"))
+def score(args) -> None:
+    from sarchat_bench.core.io import write_json
+    from sarchat_bench.core.provenance import for_score_file
+    from sarchat_bench.evaluation.scoring import score_cell
+
+    result = score_cell(args.cell, args.test, args.predictions, model=args.model, coords=args.coords, seed=args.seed,
+                        details_path=args.details, bad_responses=args.bad_responses,
+                        allow_empty_answers=args.allow_empty_answers)
+    if args.format_instruction:
+        result["format_instruction"] = args.format_instruction
+    result["provenance"] = for_score_file(args.predictions)
+    write_json(args.out, result)
+    values = ", ".join(f"{m} {v['value'] if v['value'] is not None else '-'}" for m, v in result["metrics"].items())
+    log.info("%s %s: %d samples, %d parse failures; %s", args.model, args.cell, result["n_samples"],
+             result["parse_failures"], values)
+
+
+@command(COMMANDS, "baseline", "the most-frequent-answer baseline of one test file (no model)",
+         arg("--train", required=True, help="the training mix"),
+         arg("--test", required=True, help="the test file"),
+         arg("--cell", required=True, choices=list(CELLS)),
+         arg("--out", required=True, help="predictions JSONL"))
+def baseline(args) -> None:
+    from sarchat_bench.core.io import write_jsonl
+    from sarchat_bench.core.provenance import write_baseline
+    from sarchat_bench.evaluation.baselines import majority_predictions
+
+    n = write_jsonl(args.out, majority_predictions(args.train, args.test, args.cell))
+    write_baseline(args.out, "majority-answer: the most frequent answer of the training mix (docs/scoring.md)")
+    log.info("%s: %d baseline answers", args.out, n)
