@@ -24,7 +24,7 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-# Every job records the run it belongs to (provenance.py); a job on a SLURM node inherits them.
+# Every job records the run it belongs to (core/provenance.py); a job on a SLURM node inherits them.
 from sarchat_bench.core import provenance  # noqa: E402
 
 os.environ.setdefault(provenance.GIT_COMMIT_ENV, provenance.git_commit(workflow.basedir) or "unknown")

@@ -3,7 +3,7 @@
 A shard is a contiguous slice of a test file. Completed records are appended to an
 undeclared `.partial` file and fsync'ed after every call to the engine, so a killed job loses
 at most the call in flight; on restart a truncated last line is cut off and ids already done are
-skipped. The partial file's first line is its manifest (workstate.py): the model, adapter,
+skipped. The partial file's first line is its manifest (core.workstate): the model, adapter,
 settings and records it was made from. A partial file made from anything else (a retrained
 adapter, changed settings, a regenerated test file) is discarded, never merged. Only when
 the shard is complete is its declared output written (atomically, in test-file order);

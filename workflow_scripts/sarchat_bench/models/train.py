@@ -5,7 +5,7 @@ the declared outputs of a failed job, and a LoRA run's checkpoints must survive 
 declared output is a small sentinel JSON written last, naming the final adapter. A rerun
 after a kill resumes from the newest complete checkpoint (`--resume_from_checkpoint`
 restores optimizer, scheduler and data position), but only if the work folder was made from
-the same model, data and weight-affecting settings (its manifest, see workstate.py): a
+the same model, data and weight-affecting settings (its manifest, see core.workstate): a
 changed learning rate trains a new adapter from step 0.
 """
 
