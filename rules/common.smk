@@ -248,6 +248,22 @@ FIGURES = [
 ]
 
 
+# The plan before launch (rules/models.smk, plan): what it reads of the config, and the tiny
+# models whose own tokenizer and processor it counts with.
+PLAN_PAGE = f"{RESULTS}/plan/plan.html"
+PLAN_FILES = [f"{RESULTS}/plan/plan.md", f"{RESULTS}/plan/plan.csv"]
+PLAN_CONFIG = json.dumps(
+    {k: config[k] for k in ("run", "models", "training", "inference", "plan", "dataset", "cache_dir")}, sort_keys=True
+)
+PLAN_TINY_MODELS = sorted(
+    {
+        tiny_model_folder(model_entry(m)["environment"], model_entry(m)["source"]["tiny"])
+        for m in models_in_mode("finetune", "zero_shot")
+        if "tiny" in model_entry(m)["source"]
+    }
+)
+
+
 def registry_summary():
     return json.dumps(
         {m: {k: model_entry(m).get(k) for k in ("family", "params_b", "paper_row", "mode")} for m in SCORED_MODELS},
