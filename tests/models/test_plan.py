@@ -91,9 +91,10 @@ def test_snakemake_plan_writes_the_plan_and_all_depends_on_it(tmp_path):
     # Same tokens, 2B against 1B parameters; InternVL's 448-px tiles are more tokens than LLaVA's 576.
     assert float(internvl["GPU-hours (paper recipe)"]) > float(llava["GPU-hours (paper recipe)"]) / 7
     assert float(qwen["GPU-hours (without gradient checkpointing)"]) == pytest.approx(
-        float(qwen["GPU-hours (paper recipe)"]) * 4 / 6, rel=0.01)
+        float(qwen["GPU-hours (paper recipe)"]) * 4 / 6, rel=0.02)
     assert int(qwen["inference prefill tokens with prefix caching"]) < int(qwen["inference prefill tokens"])
     log = (tmp_path / "results/logs/plan.log").read_text()
     assert "GPU-hours (paper recipe)" in log and "internvl2.5-1b" in log, result.stderr[-2000:]
     assert "<h1>Plan" in (tmp_path / "results/plan/plan.html").read_text()
-    assert "plan" in planned_rules(tmp_path, "all", "--config", run)
+    (tmp_path / "fresh").mkdir()
+    assert "plan" in planned_rules(tmp_path / "fresh", "all", "--config", run)

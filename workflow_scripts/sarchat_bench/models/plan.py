@@ -123,6 +123,11 @@ def gpu_hours(recipe: Recipe, params_b: float, epochs: float, plan: dict) -> flo
     return flops / (plan["gpu_tflops"] * 1e12 * plan["mfu"]) / 3600
 
 
+def significant(value: float, digits: int = 3) -> float:
+    """Three significant digits: a tiny model's 0.0123 GPU-hours and a paper model's 591 alike."""
+    return float(f"{value:.{digits}g}")
+
+
 def optimizer_steps(samples: float, train: dict) -> int:
     """Steps of one run: max_steps when set, else epochs x ceil(samples / global batch)."""
     if train.get("max_steps"):
@@ -271,10 +276,10 @@ def plan_rows(config: dict, train: SampledSet, test: SampledSet) -> list[dict]:
                 "padding waste at batch size (%)": round(100 * (1 - lengths.tokens / padded), 1) if padded else 0.0,
                 "samples over max_length": round(lengths.over(t["max_length"])),
                 "optimizer steps": optimizer_steps(samples, t),
-                "GPU-hours (paper recipe)": round(gpu_hours(paper, e["params_b"], epochs, settings), 2),
-                "GPU-hours (without gradient checkpointing)": round(
-                    gpu_hours(Recipe("", padded, flops_per_token_n(False)), e["params_b"], epochs, settings), 2),
-                "GPU-hours (cheapest recipe)": round(gpu_hours(cheapest, e["params_b"], epochs, settings), 2),
+                "GPU-hours (paper recipe)": significant(gpu_hours(paper, e["params_b"], epochs, settings)),
+                "GPU-hours (without gradient checkpointing)": significant(
+                    gpu_hours(Recipe("", padded, flops_per_token_n(False)), e["params_b"], epochs, settings)),
+                "GPU-hours (cheapest recipe)": significant(gpu_hours(cheapest, e["params_b"], epochs, settings)),
                 "cheapest recipe": cheapest.name,
             })
         prefill, parts = model_lengths(test, template, e["env"], params, text, max_pixels, answers=False)
