@@ -12,6 +12,7 @@ annotations, bench_build.make_annotations; a few minutes); with one, it reuses t
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -34,7 +35,11 @@ def snakemake(workdir: Path, root: Path, *args: str) -> None:
     cmd = [sys.executable, "-m", "snakemake", *args, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--cores", "2", "--configfile", str(REPO / "config.yaml"), "--config", f"sardet_root={root}",
            "dataset={check_image_headers: false}", "run=paper"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    # The jobs run `python -m sarchat_bench`: this interpreter's, as `make` puts .venv/bin first.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise SystemExit(f"snakemake {args[0]} failed:\n{result.stderr[-3000:]}")
 
 
 def main() -> None:
