@@ -150,9 +150,12 @@ rule plan:
     conda:
         "../envs/default.yaml"
     params:
-        config=PLAN_CONFIG,
+        settings=PLAN_SETTINGS,
+        # Where prefetched hub models (their tokenizers) are read from: a move reruns nothing.
+        cache_dir=untracked(CACHE_DIR),
         out_dir=lambda w, output: Path(output.page).parent,
     shell:
-        "python -m sarchat_bench plan --config {params.config:q} --out-dir {params.out_dir}"
+        "python -m sarchat_bench plan --settings {params.settings:q} --cache-dir {params.cache_dir:q}"
+        " --out-dir {params.out_dir}"
         " --train-tables {input.train_tables} --test-tables {input.test_tables}"
         " --train-summaries {input.train_summaries} --test-summaries {input.test_summaries} 2> {log}"

@@ -96,5 +96,10 @@ def test_snakemake_plan_writes_the_plan_and_all_depends_on_it(tmp_path):
     log = (tmp_path / "results/logs/plan.log").read_text()
     assert "GPU-hours (paper recipe)" in log and "internvl2.5-1b" in log, result.stderr[-2000:]
     assert "<h1>Plan" in (tmp_path / "results/plan/plan.html").read_text()
+    # How jobs run (checkpoint cadence, batch sizes, the cache's place) leaves the plan as it is;
+    # what it assumes (the MFU) reruns it.
+    same = "models: {qwen2-vl-2b: {train: {save_steps: 7}, infer: {batch_size: 3}}}\ncache_dir: elsewhere\n"
+    assert planned_rules(tmp_path, "plan", "--config", run, extra_config=same) == {}
+    assert planned_rules(tmp_path, "plan", "--config", run, extra_config="plan: {mfu: 0.5}\n") == {"plan": 1}
     (tmp_path / "fresh").mkdir()
     assert "plan" in planned_rules(tmp_path / "fresh", "all", "--config", run)

@@ -92,8 +92,10 @@ def merge_predictions(args) -> None:
 
 
 @command(COMMANDS, "plan", "the plan before launch: tokens, optimizer steps and GPU-hours of every model of `run`",
-         arg("--config", type=json_value, required=True,
-             help="the workflow's config (run, models, training, inference, plan, dataset, cache_dir)"),
+         arg("--settings", type=json_value, required=True,
+             help="what the plan depends on: the planned models' entries, plan:, the dataset's settings "
+                  "(models/plan.py plan_settings)"),
+         arg("--cache-dir", required=True, help="the model cache (tokenizers of prefetched hub models)"),
          arg("--out-dir", required=True, help="writes plan.csv, plan.md and plan.html here"),
          arg("--train-tables", nargs="+", required=True, help="box tables of the training splits"),
          arg("--test-tables", nargs="+", required=True, help="box tables of the test splits"),
@@ -104,8 +106,9 @@ def plan(args) -> None:
 
     from sarchat_bench.models.plan import write_plan
 
-    rows = write_plan(args.config, args.out_dir, train_tables=args.train_tables, test_tables=args.test_tables,
-                      train_summaries=args.train_summaries, test_summaries=args.test_summaries)
+    rows = write_plan(args.settings, args.out_dir, cache_dir=args.cache_dir, train_tables=args.train_tables,
+                      test_tables=args.test_tables, train_summaries=args.train_summaries,
+                      test_summaries=args.test_summaries)
     columns = [c for c in rows[0] if any(r[c] is not None for r in rows)] if rows else []
     # The job log shows the table, one model per column (19 columns side by side do not fit a terminal).
     log.info("plan written to %s/plan.{csv,md,html}:\n%s", args.out_dir,

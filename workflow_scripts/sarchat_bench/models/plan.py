@@ -208,7 +208,29 @@ def prompt_overhead(template: str, text: TextTokens) -> int:
     return sum(text.marked(part) for part in (system, before, after) if part)
 
 
-def model_files(config: dict, e: dict) -> Path | None:
+# What a plan reads of a model's training settings: a change of anything else (checkpoint
+# cadence, inference batch sizes) leaves the plan as it is.
+PLAN_TRAIN_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "gpus", "num_train_epochs",
+                   "max_steps", "max_length", "gradient_checkpointing", "extra_args")
+PLAN_ENTRY_KEYS = ("mode", "template", "env", "params_b", "source", "environment", "train_data")
+
+
+def plan_settings(config: dict) -> dict:
+    """What the plan depends on, and only that (the plan rule's params, so that Snakemake reruns
+    it exactly when one of these changes): every planned model's entry, reduced to what the plan
+    reads, the `plan:` section and the dataset's generator settings."""
+    entries = []  # in the order of `run` (a list: the params' JSON sorts keys)
+    for model in run_models(config):
+        e = entry(config, model)
+        entries.append({"model": model, **{k: e[k] for k in PLAN_ENTRY_KEYS if k in e},
+                        "train": {k: e["train"][k] for k in PLAN_TRAIN_KEYS if k in e["train"]}})
+    dataset = config["dataset"]
+    return {"models": entries, "plan": config["plan"],
+            "dataset": {"seed": dataset["seed"], "tasks": dataset.get("tasks", {}),
+                        "categories": dataset["categories"], "templates": dataset.get("templates", "")}}
+
+
+def model_files(cache_dir: str, e: dict) -> Path | None:
     """A model's local folder, if it is on disk: the tiny model's, the local copy, or the hub
     snapshot that prefetch_model fetched into the model cache (its manifest, or the cache's
     own refs to the pinned revision)."""
@@ -220,7 +242,7 @@ def model_files(config: dict, e: dict) -> Path | None:
         return folder if folder.is_dir() else None
     if "hub" not in source:
         return None
-    repo = Path(config["cache_dir"]) / "huggingface" / "hub" / f"models--{source['hub'].replace('/', '--')}"
+    repo = Path(cache_dir) / "huggingface" / "hub" / f"models--{source['hub'].replace('/', '--')}"
     ref = repo / "refs" / source["revision"]
     commit = ref.read_text().strip() if ref.is_file() else source["revision"]
     folder = repo / "snapshots" / commit
@@ -240,18 +262,19 @@ def own_tokens(folder: Path | None) -> TextTokens:
         return TextTokens()
 
 
-def plan_rows(config: dict, train: SampledSet, test: SampledSet) -> list[dict]:
+def plan_rows(settings: dict, cache_dir: str, train: SampledSet, test: SampledSet) -> list[dict]:
     """One row per model of `run` that a model runs for (fine-tuned and zero-shot models with a
-    template; predictions files, baselines and served models have nothing to plan)."""
-    settings = config["plan"]
+    template; predictions files, baselines and served models have nothing to plan). `settings`:
+    plan_settings' dict."""
+    gpu = settings["plan"]
     rows = []
     texts: dict[str, TextTokens] = {}
-    for model in run_models(config):
-        e = entry(config, model)
+    for e in settings["models"]:
+        model = e["model"]
         if e["mode"] not in ("finetune", "zero_shot") or not e.get("template"):
             continue
         template = e["template"]
-        folder = model_files(config, e)
+        folder = model_files(cache_dir, e)
         if str(folder) not in texts:
             texts[str(folder)] = own_tokens(folder)
         text = texts[str(folder)]
@@ -276,10 +299,10 @@ def plan_rows(config: dict, train: SampledSet, test: SampledSet) -> list[dict]:
                 "padding waste at batch size (%)": round(100 * (1 - lengths.tokens / padded), 1) if padded else 0.0,
                 "samples over max_length": round(lengths.over(t["max_length"])),
                 "optimizer steps": optimizer_steps(samples, t),
-                "GPU-hours (paper recipe)": significant(gpu_hours(paper, e["params_b"], epochs, settings)),
+                "GPU-hours (paper recipe)": significant(gpu_hours(paper, e["params_b"], epochs, gpu)),
                 "GPU-hours (without gradient checkpointing)": significant(
-                    gpu_hours(Recipe("", padded, flops_per_token_n(False)), e["params_b"], epochs, settings)),
-                "GPU-hours (cheapest recipe)": significant(gpu_hours(cheapest, e["params_b"], epochs, settings)),
+                    gpu_hours(Recipe("", padded, flops_per_token_n(False)), e["params_b"], epochs, gpu)),
+                "GPU-hours (cheapest recipe)": significant(gpu_hours(cheapest, e["params_b"], epochs, gpu)),
                 "cheapest recipe": cheapest.name,
             })
         prefill, parts = model_lengths(test, template, e["env"], params, text, max_pixels, answers=False)
@@ -301,8 +324,8 @@ def plan_rows(config: dict, train: SampledSet, test: SampledSet) -> list[dict]:
     return rows
 
 
-def plan_note(config: dict) -> str:
-    p = config["plan"]
+def plan_note(settings: dict) -> str:
+    p = settings["plan"]
     return (f"Estimates before launch, per model of `run`: one training run with its settings and one pass over "
             f"the nine test files. GPU-hours assume {p['gpu']} at {p['gpu_tflops']:g} TFLOP/s and "
             f"{100 * p['mfu']:g} % MFU (config plan:), LoRA at 6N FLOPs per processed token with gradient "
@@ -313,19 +336,19 @@ def plan_note(config: dict) -> str:
             "each image size's records, scaled to the generators' exact counts per task (docs/cost.md).")
 
 
-def write_plan(config: dict, out_dir, *, train_tables: list, test_tables: list, train_summaries: list,
-               test_summaries: list, per_size: int = 64) -> list[dict]:
-    """results/plan/plan.{csv,md,html}; returns the rows."""
+def write_plan(settings: dict, out_dir, *, cache_dir: str, train_tables: list, test_tables: list,
+               train_summaries: list, test_summaries: list, per_size: int = 64) -> list[dict]:
+    """results/plan/plan.{csv,md,html} from plan_settings' dict; returns the rows."""
     from sarchat_bench.dataset.build import size_sample
     from sarchat_bench.dataset.stats import write_table
 
-    dataset = config["dataset"]
-    common = {"seed": dataset["seed"], "settings": dataset.get("tasks", {}), "per_size": per_size,
+    dataset = settings["dataset"]
+    common = {"seed": dataset["seed"], "settings": dataset["tasks"], "per_size": per_size,
               "categories": tuple(dataset["categories"])}
-    if dataset.get("templates"):
+    if dataset["templates"]:
         common["templates_path"] = dataset["templates"]
     train = SampledSet(size_sample(train_tables, **common), summary_records(train_summaries))
     test = SampledSet(size_sample(test_tables, **common), summary_records(test_summaries))
-    rows = plan_rows(config, train, test)
-    write_table(rows, Path(out_dir) / "plan", "Plan: what training and inference will cost", note=plan_note(config))
+    rows = plan_rows(settings, cache_dir, train, test)
+    write_table(rows, Path(out_dir) / "plan", "Plan: what training and inference will cost", note=plan_note(settings))
     return rows
