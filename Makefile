@@ -13,9 +13,11 @@ STAMP := $(VENV)/.installed-$(shell cat envs/default.txt envs/base.txt | cksum |
 # Another environment without conda: `make env ENV=transformers4` builds .venvs/transformers4
 # (README, "Environments"); rebuilt when its file or the default environment changes.
 ENV ?= transformers4
+# What `make gpu-wheelhouse` leaves out, for the GPU machine to have (benchmarks/gpu_wheelhouse.sh).
+GPU_WHEELHOUSE_SKIP ?= pyarrow scipy pandas
 ENV_STAMP = .venvs/$(ENV)/.installed-$(shell cat envs/$(ENV).txt envs/base.txt | cksum | cut -d' ' -f1)-$(notdir $(STAMP))
 
-.PHONY: setup env lock demo test lint bench clean
+.PHONY: setup env lock demo test lint bench gpu-wheelhouse clean
 
 setup: $(STAMP)
 
@@ -57,6 +59,9 @@ lint: setup  ## snakemake --lint, snakefmt and ruff (make test runs them too)
 
 bench: setup  ## speed/memory benchmark of the dataset build (README, Performance)
 	$(RUN) python benchmarks/bench_build.py
+
+gpu-wheelhouse: setup  ## the wheels benchmarks/gpu_check.sh installs offline on a GPU machine (.gpu-wheelhouse)
+	GPU_WHEELHOUSE_SKIP="$(GPU_WHEELHOUSE_SKIP)" PYTHON=$(BIN)/python bash benchmarks/gpu_wheelhouse.sh
 
 clean:
 	rm -rf results .snakemake

@@ -77,6 +77,7 @@ localrules:
     prefetch_model,
     prefetch_models,
     tiny_model,
+    plan,
     train_all,
     infer_all,
     merge_predictions,
@@ -98,3 +99,5 @@ rule all:
         FIGURES,
         ANSWER_PAGES,
         LOSS_CURVES,
+        PLAN_PAGE,
+        PLAN_FILES,

@@ -203,6 +203,10 @@ def provenance_table(scores: dict) -> pd.DataFrame:
             "Source": distinct([_source_text(r["model"]["source"]) for r in inference] + made_elsewhere),
             "Revision / files": distinct(_identity_text(r["model"]["identity"]) for r in inference),
             "Adapter": distinct(_short(r["model"]["adapter_digest"]) for r in inference),
+            # Counted by the training job before swift sft (ms-swift drops these silently).
+            "Training samples over max_length": distinct(
+                f"{t['samples_over_max_length']} of {t['training_samples']} (max_length {t['max_length']})"
+                for r in inference if (t := r["model"].get("training"))),
             **{package: distinct(r["job"]["packages"].get(package) for r in inference)
                for package in PROVENANCE_PACKAGES},
             "Commit (inference)": distinct(_short(r["job"]["git_commit"]) for r in inference),
