@@ -25,8 +25,9 @@ from sarchat_bench.core.io import atomic_output, gc_paused, read_jsonl
 from sarchat_bench.core.seeds import derive_seed
 from sarchat_bench.evaluation import parsing as p
 from sarchat_bench.evaluation.metrics import bootstrap_eq3, match_counts_cells, multiset_tp, summarise, value_of
+from sarchat_bench.paper.geometry import iou
 from sarchat_bench.paper.records import parse_truth
-from sarchat_bench.paper.table3 import CELL_METRICS, UNITS
+from sarchat_bench.paper.table3 import CELL_METRICS, FIRST_BOX_ACC, UNITS
 from sarchat_bench.paper.tasks import CELLS
 
 log = logging.getLogger(__name__)
@@ -157,11 +158,40 @@ EVALUATORS = {"classify": _classify, "describe": _describe, "count": _count, "gr
               "identify": _identify, "refer": _refer}
 
 
+def _first_box_hits(task: str, truths, responses, coords) -> list[bool]:
+    """RefCOCO-style: whether each answer's first box has IoU >= .5 with a true box (the one
+    target of a single-target cell) and, for grounding, names its category; an answer without a
+    box misses. The later boxes of an answer play no part."""
+    hits = []
+    for truth, response in zip(truths, responses, strict=True):
+        said = read_answer(task, response, truth["width"], truth["height"], coords)
+        if task == "grounding":
+            boxes, labels, _ = said
+            targets = [(i["box"], i["category"]) for i in truth["instances"]]
+            hits.append(bool(boxes) and any(iou(boxes[0], box) >= 0.5 and labels[0] == category
+                                            for box, category in targets))
+        else:
+            hits.append(bool(said) and any(iou(said[0], box) >= 0.5 for box in truth["boxes"]))
+    return hits
+
+
+def judge_cell(cell: str, truths: list[dict], responses: list[str], coords: str = "pixel") -> list[tuple]:
+    """Each sample of a cell judged: its units of every metric of the cell, whether its answer
+    parsed, and for the box tasks the boxes read (its task's evaluator, plus the first-box
+    accuracy of the cells that report it)."""
+    task = CELLS[cell][0]
+    judged = EVALUATORS[task](truths, responses, coords)
+    if FIRST_BOX_ACC in CELL_METRICS[cell]:
+        for (units, *_), hit in zip(judged, _first_box_hits(task, truths, responses, coords), strict=True):
+            units[FIRST_BOX_ACC] = _per_sample(hit)  # a box task's units are the sample's own: never shared
+    return judged
+
+
 def evaluate(cell: str, truth: dict, response: str, coords: str = "pixel") -> tuple[dict, bool]:
     """Per-sample (TP, FP, FN) for each metric of `cell`, and whether the answer parsed."""
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}")
-    return EVALUATORS[CELLS[cell][0]]([truth], [response if isinstance(response, str) else ""], coords)[0][:2]
+    return judge_cell(cell, [truth], [response if isinstance(response, str) else ""], coords)[0][:2]
 
 
 def load_predictions(path, test_ids: set[str], *, bad_responses: str = "error") -> tuple[dict[str, str], int]:
@@ -338,8 +368,7 @@ def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_
         responses = ["" if r is None else r for r in responses]
     if not allow_empty_answers:
         _check_some_answer(predictions_path, responses)
-    judge = EVALUATORS[CELLS[cell][0]]
-    judged = judge(truths, responses, coords)
+    judged = judge_cell(cell, truths, responses, coords)
     samples = [sample[0] for sample in judged]
     failures = sum(1 for sample in judged if not sample[1])
     categories = list(map(_truth_category, truths))
