@@ -97,11 +97,13 @@ rule score_cell:
             if model_entry(w.model).get("allow_empty_answers") or model_mode(w.model) == "baseline"
             else ""
         ),
+        # Files made by other tools may be `swift infer` result files (no ids, matched by order).
+        swift_results=lambda w: "--accept-swift-results" if model_mode(w.model) == "predictions" else "",
     shell:
         "python -m sarchat_bench score --cell {wildcards.cell} --test {input.test} --predictions {input.predictions}"
         " --out {output.scores} --details {output.details} --model {wildcards.model} --coords {params.coords}"
         " --seed {params.seed} --bad-responses {params.bad_responses}"
-        " --format-instruction {params.instruction} {params.allow_empty} 2> {log}"
+        " --format-instruction {params.instruction} {params.allow_empty} {params.swift_results} 2> {log}"
 
 
 rule report:

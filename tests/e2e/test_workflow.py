@@ -256,15 +256,31 @@ def test_a_transformers4_model_trains_and_predicts_in_its_environment(built, sar
         assert orjson.loads((results / "scores" / "tiny-llava1.5-t4" / f"{cell}.json").read_bytes())["n_samples"] > 0
 
 
+def swift_result_line(record: dict, response: str, test) -> dict:
+    """A line as `swift infer --val_dataset TEST --result_path F` writes it (ms-swift 4.6; pinned by
+    tests/evaluation/test_swift_results.py): no id."""
+    return {"response": response, "labels": record["messages"][1]["content"], "logprobs": None,
+            "messages": [record["messages"][0], {"role": "assistant", "content": response}],
+            "images": [{"bytes": None, "path": p} for p in record["images"]], "dataset": str(test)}
+
+
 def test_predictions_only_model_is_scored_without_training(built, sardet_flat):
-    """A model whose predictions come from another tool: drop the files, get the tables."""
+    """A model whose predictions come from another tool: drop the files, get the tables. Three of
+    them are `swift infer` result files, dropped as ms-swift wrote them."""
     for cell in CELLS:
         test = built / "results" / "sarchat" / "test" / f"{cell}.jsonl"
         out = built / "results" / "predictions" / "elsewhere" / f"{cell}.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(b"".join(orjson.dumps({"id": r["id"], "response": r["messages"][1]["content"]}) + b"\n"
-                                 for r in map(orjson.loads, test.read_bytes().splitlines())))
+        records = list(map(orjson.loads, test.read_bytes().splitlines()))
+        if cell in ("classify", "refer_single", "grounding_multi"):
+            lines = [swift_result_line(r, r["messages"][1]["content"], test) for r in records]
+        else:
+            lines = [{"id": r["id"], "response": r["messages"][1]["content"]} for r in records]
+        out.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
     extra = "run: [elsewhere]\nmodels: {elsewhere: {family: Other tool, params_b: 1, mode: predictions}}"
+    # The baseline scored beside it first (done already when the tests before this one ran).
+    snakemake(built, *[f"results/scores/majority-answer/{cell}.json" for cell in CELLS], "--config",
+              f"sardet_root={sardet_flat}", extra_config=extra)
     plan = planned_rules(built, "report", "--config", f"sardet_root={sardet_flat}", extra_config=extra)
     assert set(plan) == {"score_cell", "report"} and plan["score_cell"] == 9
     snakemake(built, "report", "--config", f"sardet_root={sardet_flat}", extra_config=extra)

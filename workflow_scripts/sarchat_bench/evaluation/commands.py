@@ -28,7 +28,10 @@ COMMANDS: list[Command] = []
          arg("--format-instruction", default="",
              help="the instruction added to the questions, if any (recorded in the score file)"),
          arg("--allow-empty-answers", action="store_true",
-             help="score a file in which no answer has any text (otherwise an error naming it)"))
+             help="score a file in which no answer has any text (otherwise an error naming it)"),
+         arg("--accept-swift-results", action="store_true",
+             help="the predictions may be a `swift infer` result file without ids, its lines matched to the test "
+                  "file's records by order (a model of mode: predictions)"))
 def score(args) -> None:
     from sarchat_bench.core.io import write_json
     from sarchat_bench.core.provenance import for_score_file
@@ -36,7 +39,8 @@ def score(args) -> None:
 
     result = score_cell(args.cell, args.test, args.predictions, model=args.model, coords=args.coords, seed=args.seed,
                         details_path=args.details, bad_responses=args.bad_responses,
-                        allow_empty_answers=args.allow_empty_answers)
+                        allow_empty_answers=args.allow_empty_answers,
+                        accept_swift_results=args.accept_swift_results)
     if args.format_instruction:
         result["format_instruction"] = args.format_instruction
     result["provenance"] = for_score_file(args.predictions)
