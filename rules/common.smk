@@ -32,6 +32,7 @@ MODELS_DIR = f"{RESULTS}/models"
 PREDICTIONS = f"{RESULTS}/predictions"
 SCORES = f"{RESULTS}/scores"
 ANSWERS = f"{RESULTS}/answers"
+HF_EXPORT = f"{RESULTS}/hf"
 
 DATASET = config["dataset"]
 TRAIN_SPLITS = DATASET["train_splits"]

@@ -290,6 +290,29 @@ def test_predictions_only_model_is_scored_without_training(built, sardet_flat):
     assert values and all(float(v) == 100.0 for v in values)
 
 
+def test_export_hf_writes_a_dataset_that_loads_offline(built, sardet_flat, tmp_path, monkeypatch):
+    """`snakemake export_hf`: every file of the build as a config of its own with its rows, the
+    images once, decoding; the card checked offline (tests/dataset/test_export.py tests the rest)."""
+    import datasets
+    from sarchat_bench.dataset.export import check_card
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    snakemake(built, "export_hf", "--config", f"sardet_root={sardet_flat}")
+    hf, sarchat = built / "results" / "hf", built / "results" / "sarchat"
+    files = {"train": sarchat / "train.jsonl", **{cell: sarchat / "test" / f"{cell}.jsonl" for cell in CELLS}}
+    for name, path in files.items():
+        rows = len(path.read_bytes().splitlines())
+        if rows:
+            loaded = datasets.load_dataset(str(hf), name, cache_dir=str(tmp_path))
+            assert loaded["train" if name == "train" else "test"].num_rows == rows, name
+    images = datasets.load_dataset(str(hf), "images", split="images", cache_dir=str(tmp_path))
+    lines = [line for path in files.values() for line in path.read_bytes().splitlines()]
+    used = {p for line in lines for p in orjson.loads(line)["images"]}
+    assert images.num_rows == len(used) and images[0]["image"].size == (images[0]["width"], images[0]["height"])
+    assert {str(sardet_flat.resolve() / key) for key in images["key"]} == used
+    assert check_card(hf / "README.md").license == "cc-by-nc-4.0"
+
+
 def test_download_rule_places_a_local_archive(tmp_path, sardet_flat):
     import tarfile
 
