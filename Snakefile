@@ -87,6 +87,7 @@ localrules:
     score_all,
     report,
     answer_browser,
+    lmms_tasks,
 
 
 rule all:

@@ -165,6 +165,26 @@ rule answer_browser:
         " --per-cell {params.per_cell} --side {params.side} 2> {log}"
 
 
+rule lmms_tasks:
+    """The nine test files as lmms-eval tasks, scored by the workflow's scorer (docs/interop.md)."""
+    input:
+        list(TEST_FILES.values()),
+    output:
+        directory(LMMS_TASKS),
+    log:
+        f"{LOGS}/lmms_tasks.log",
+    benchmark:
+        f"{BENCH}/lmms_tasks.tsv"
+    conda:
+        "../envs/default.yaml"
+    params:
+        cells=lambda w, input: " ".join(f"{cell}={path}" for cell, path in zip(CELLS, input)),
+        image_root=sardet_root(),
+    shell:
+        "python -m sarchat_bench lmms-tasks --out {output} --image-root {params.image_root:q} {params.cells}"
+        " 2> {log}"
+
+
 rule infer_all:
     """Predictions of every model of `run` for the nine test files."""
     input:

@@ -313,6 +313,17 @@ def test_export_hf_writes_a_dataset_that_loads_offline(built, sardet_flat, tmp_p
     assert check_card(hf / "README.md").license == "cc-by-nc-4.0"
 
 
+def test_lmms_tasks_rule_writes_the_task_folder(built, sardet_flat):
+    """`snakemake lmms_tasks`: a task per test file over the build's files, images resolved against
+    the build's dataset root (tests/e2e/test_lmms_eval.py runs lmms-eval on such a folder)."""
+    snakemake(built, "lmms_tasks", "--config", f"sardet_root={sardet_flat}")
+    tasks = built / "results" / "lmms"
+    assert sorted(p.name for p in tasks.glob("sarchat_*.yaml")) == sorted(f"sarchat_{c}.yaml" for c in CELLS)
+    count = (tasks / "sarchat_count.yaml").read_text()
+    assert f"test: {built / 'results' / 'sarchat' / 'test' / 'count.jsonl'}" in count
+    assert f"lmms_task.IMAGE_ROOT = {str(sardet_flat.resolve())!r}" in (tasks / "utils.py").read_text()
+
+
 def test_download_rule_places_a_local_archive(tmp_path, sardet_flat):
     import tarfile
 
