@@ -288,6 +288,11 @@ def test_predictions_only_model_is_scored_without_training(built, sardet_flat):
                if line.startswith("elsewhere"))
     values = [v for v in row.split(",")[3:] if v]
     assert values and all(float(v) == 100.0 for v in values)
+    # The answer browser reads what the score job read: a swift result file's answers by order.
+    snakemake(built, "results/answers/elsewhere/refer_single.html", "--config", f"sardet_root={sardet_flat}",
+              extra_config=extra)
+    page = (built / "results" / "answers" / "elsewhere" / "refer_single.html").read_text()
+    assert "iou50 ✓" in page and "✗" not in page  # every answer read, and right
 
 
 def test_export_hf_writes_a_dataset_that_loads_offline(built, sardet_flat, tmp_path, monkeypatch):
