@@ -43,8 +43,10 @@ demo: setup  ## the whole chain on the generated demo dataset, then the HTML rep
 	$(RUN) snakemake --cores $(CORES)
 	$(RUN) snakemake --report results/report.html
 
+# The lmms_eval layer is optional: where it cannot be built, tests/e2e/test_lmms_eval.py is skipped and says why.
 test: setup  ## formatting and lint checks, then the test suite (real Snakemake, ms-swift and SLURM runs)
 	$(MAKE) env ENV=transformers4
+	-$(MAKE) env ENV=lmms_eval
 	$(RUN) snakefmt --check Snakefile rules
 	$(RUN) ruff check workflow_scripts tests benchmarks
 	$(RUN) python -m pytest

@@ -73,6 +73,7 @@ localrules:
     dataset_stats,
     dataset_figures,
     build_dataset,
+    export_hf,
     validate_dataset,
     prefetch_model,
     prefetch_models,
@@ -87,6 +88,7 @@ localrules:
     score_all,
     report,
     answer_browser,
+    lmms_tasks,
 
 
 rule all:

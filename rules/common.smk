@@ -33,6 +33,8 @@ MODELS_DIR = f"{RESULTS}/models"
 PREDICTIONS = f"{RESULTS}/predictions"
 SCORES = f"{RESULTS}/scores"
 ANSWERS = f"{RESULTS}/answers"
+HF_EXPORT = f"{RESULTS}/hf"
+LMMS_TASKS = f"{RESULTS}/lmms"
 
 DATASET = config["dataset"]
 TRAIN_SPLITS = DATASET["train_splits"]
