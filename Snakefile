@@ -77,6 +77,7 @@ localrules:
     prefetch_model,
     prefetch_models,
     tiny_model,
+    grouped_mix,
     train_all,
     infer_all,
     merge_predictions,
