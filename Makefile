@@ -17,7 +17,7 @@ ENV ?= transformers4
 GPU_WHEELHOUSE_SKIP ?= pyarrow scipy pandas
 ENV_STAMP = .venvs/$(ENV)/.installed-$(shell cat envs/$(ENV).txt envs/base.txt | cksum | cut -d' ' -f1)-$(notdir $(STAMP))
 
-.PHONY: setup env lock demo test lint bench gpu-wheelhouse clean
+.PHONY: setup env flash-attn lock demo test lint bench gpu-wheelhouse clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,12 @@ test: setup  ## formatting and lint checks, then the test suite (real Snakemake,
 	$(RUN) snakefmt --check Snakefile rules
 	$(RUN) ruff check workflow_scripts tests benchmarks
 	$(RUN) python -m pytest
+
+# On a GPU node with the CUDA toolkit: flash-attn for packing / padding-free training, compiled
+# against the default environment's torch (envs/gpu/flash-attn.txt; MAX_JOBS limits the compilers).
+flash-attn: setup  ## flash-attn into .venv (GPU nodes only), for train: {packing: true}
+	$(BIN)/python -m pip install --isolated wheel ninja packaging
+	$(BIN)/python -m pip install --isolated --no-build-isolation -r envs/gpu/flash-attn.txt
 
 lock: setup  ## resolve every environment against the registry and pin all of it (envs/locks/)
 	$(RUN) python -m sarchat_bench envs --lock

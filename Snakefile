@@ -79,6 +79,7 @@ localrules:
     prefetch_models,
     tiny_model,
     plan,
+    grouped_mix,
     train_all,
     infer_all,
     merge_predictions,

@@ -34,7 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 SARDET_SIZES = {"train": (94_493, 198_763), "val": (10_492, 22_264), "test": (11_613, 24_626)}
 
 
-def make_annotations(root: Path, scale: float, seed: int = 0) -> tuple[int, int]:
+def make_annotations(root: Path, scale: float, seed: int = 0, sizes: dict | None = None) -> tuple[int, int]:
+    """COCO annotations of SARDet-100K's size below `root`, with empty image files; image sizes
+    drawn from `sizes` ({(w, h): weight}) where given (bench_grouped.py: SARDet's own)."""
     rng = random.Random(seed)
     total_images = total_boxes = 0
     ann_id = 1
@@ -47,7 +49,10 @@ def make_annotations(root: Path, scale: float, seed: int = 0) -> tuple[int, int]
         for _ in range(n_boxes - n_images):
             per_image[rng.randrange(n_images)] += 1
         for i, k in enumerate(per_image):
-            w, h = rng.choice([(512, 512), (800, 800), (1024, 1024), (256, 256), (600, 400)])
+            if sizes:
+                w, h = rng.choices(list(sizes), weights=list(sizes.values()))[0]
+            else:
+                w, h = rng.choice([(512, 512), (800, 800), (1024, 1024), (256, 256), (600, 400)])
             name = f"{split}_{i:06d}.jpg"
             (folder / name).touch()
             images.append({"id": i + 1, "file_name": name, "width": w, "height": h})

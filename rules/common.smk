@@ -16,6 +16,7 @@ shell.prefix(f"export PYTHONPATH={shlex.quote(str(SCRIPTS_DIR))}${{{{PYTHONPATH:
 from sarchat_bench.core.sharding import record_count, shard_count, shard_labels  # noqa: E402
 from sarchat_bench.dataset.build import generator_params  # noqa: E402
 from sarchat_bench.evaluation.scoring import details_path  # noqa: E402
+from sarchat_bench.models.grouping import grouped_mix, grouped_mixes  # noqa: E402
 from sarchat_bench.models.jobs import RESOURCE_NAMES, ModelJob, environment  # noqa: E402
 from sarchat_bench.models.plan import plan_settings  # noqa: E402
 from sarchat_bench.models.registry import entry, run_models, scorer_coords, tiny_model_folder  # noqa: E402
@@ -172,15 +173,15 @@ MODEL_JOB_SECTIONS = {
 }
 
 
-def tiny_source(wildcards):
+def tiny_source(model):
     """The tiny model folder a model is built from, if any."""
-    e = model_entry(wildcards.model)
+    e = model_entry(model)
     return [tiny_model_folder(e["environment"], e["source"]["tiny"])] if "tiny" in e["source"] else []
 
 
-def source_info(wildcards):
+def source_info(model):
     """The prefetch manifest of a hub model: its jobs load the local snapshot it names."""
-    return [f"{MODELS_DIR}/{wildcards.model}/source.json"] if "hub" in model_entry(wildcards.model)["source"] else []
+    return [f"{MODELS_DIR}/{model}/source.json"] if "hub" in model_entry(model)["source"] else []
 
 
 def source_option(wildcards, input):
@@ -188,7 +189,34 @@ def source_option(wildcards, input):
 
 
 def model_inputs(wildcards):
-    return {"model": tiny_source(wildcards), "source": source_info(wildcards)}
+    return {"model": tiny_source(wildcards.model), "source": source_info(wildcards.model)}
+
+
+# Grouped training (train: grouping; sarchat_bench.models.grouping): one file per distinct
+# (data, model source, template, image settings, max_length, grouping, seed), so that the
+# hyperparameter variants of one model share it.
+TRAIN_MIX = f"{SARCHAT}/train.jsonl"
+GROUPED = f"{SARCHAT}/grouped"
+
+
+def ungrouped_data(model):
+    """What a model trains on in the paper's recipe: the training mix, or its own train_data."""
+    return model_entry(model).get("train_data", TRAIN_MIX)
+
+
+GROUPED_MIXES = grouped_mixes(config, ungrouped_data)
+
+
+def training_data(wildcards):
+    """What a model trains on: its data, as conversations where its train: grouping says."""
+    mix = grouped_mix(config, wildcards.model, ungrouped_data(wildcards.model))
+    return f"{GROUPED}/{mix.name}.jsonl" if mix else ungrouped_data(wildcards.model)
+
+
+def grouped_mix_inputs(wildcards):
+    """The data a grouped file regroups, and the model folder whose tokenizer counts it."""
+    mix, model = GROUPED_MIXES[wildcards.mix]
+    return {"dataset": mix.dataset, "model": tiny_source(model), "source": source_info(model)}
 
 
 def inference_inputs(wildcards):
@@ -214,6 +242,7 @@ def keys_regex(keys):
 
 
 MODEL_KEYS = keys_regex(config["models"])
+GROUPED_NAMES = keys_regex(GROUPED_MIXES)
 HUB_MODELS = keys_regex(m for m in config["models"] if "hub" in model_entry(m).get("source", {}))
 GENERATED_MODELS = keys_regex(m for m in config["models"] if model_mode(m) not in ("predictions", "baseline"))
 BASELINE_MODELS = keys_regex(m for m in config["models"] if model_mode(m) == "baseline")

@@ -41,11 +41,35 @@ rule tiny_model:
         " --out {output} --corpus {input} 2> {log}"
 
 
+rule grouped_mix:
+    """A training file's samples as multi-turn conversations per image, counted with the model's template."""
+    input:
+        unpack(grouped_mix_inputs),
+    output:
+        records=f"{GROUPED}/{{mix}}.jsonl",
+        summary=f"{GROUPED}/{{mix}}.summary.json",
+    log:
+        f"{LOGS}/grouped_mix/{{mix}}.log",
+    benchmark:
+        f"{BENCH}/grouped_mix/{{mix}}.tsv"
+    wildcard_constraints:
+        mix=GROUPED_NAMES,
+    conda:
+        lambda w: f"../envs/{GROUPED_MIXES[w.mix][0].environment}.yaml"
+    params:
+        spec=lambda w: GROUPED_MIXES[w.mix][0].to_json(),
+        source=source_option,
+        cache_dir=CACHE_DIR,
+    shell:
+        "python -m sarchat_bench group-conversations --spec {params.spec:q} {params.source}"
+        " --cache-dir {params.cache_dir:q} --out {output.records} --summary {output.summary} 2> {log}"
+
+
 rule train_model:
     """LoRA fine-tuning of one model with swift sft (resumes a killed run; retrains when settings change)."""
     input:
         unpack(model_inputs),
-        dataset=lambda w: model_entry(w.model).get("train_data", f"{SARCHAT}/train.jsonl"),
+        dataset=training_data,
     output:
         # The sentinel is written last. Checkpoints stay in work/, which is not declared
         # (Snakemake would delete it when a job fails) so that a rerun resumes from them.

@@ -33,6 +33,34 @@ def test_settings_that_cannot_work_are_refused_with_one_line(change, message):
         validated(config(**change))
 
 
+def model_with(train: dict, load: dict | None = None) -> dict:
+    c = config()
+    c["models"]["qwen2-vl-2b"]["train"] = train
+    if load:
+        c["models"]["qwen2-vl-2b"]["load"] = load
+    return c
+
+
+@pytest.mark.parametrize("train,load,message", [
+    ({"packing": True, "gpus": 0}, None,
+     "model 'qwen2-vl-2b': train.packing needs flash attention, which runs on GPUs only, but it trains on the CPU"),
+    ({"padding_free": True}, {"attn_impl": "eager"},
+     "model 'qwen2-vl-2b': train.padding_free needs flash attention, but load.attn_impl is 'eager'"),
+])
+def test_packing_without_flash_attention_is_refused_before_any_job(train, load, message):
+    with pytest.raises(ConfigError, match=message):
+        validated(model_with(train, load))
+
+
+def test_the_cheaper_recipes_are_options_of_a_model_and_checked_by_the_schema():
+    from snakemake.exceptions import WorkflowError
+
+    assert validated(model_with({"grouping": "identify", "packing": True}, {"attn_impl": "flash_attn"}))
+    assert "grouping" not in validated(config())["training"]  # the paper's recipe is the default
+    with pytest.raises(WorkflowError, match="'pairs' is not one of"):
+        validated(model_with({"grouping": "pairs"}))
+
+
 def test_splits_that_overlap_are_refused():
     c = config()
     c["dataset"]["test_splits"] = ["test", "train"]

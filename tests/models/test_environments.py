@@ -133,3 +133,39 @@ def test_environment_resolves_against_the_registry(name, tmp_path):
     # Unpinned packages may have moved on since the lock was written (`make lock` refreshes it).
     moved = sorted(f"{k} {locked.get(k)} -> {v}" for k, v in resolved.items() if locked.get(k) != v)
     print(f"{name}: {len(resolved)} packages; moved since envs/locks/{name}.txt: {moved or 'none'}")
+
+
+def test_flash_attn_is_compiled_into_the_default_environment_without_build_isolation():
+    """`make flash-attn` (GPU nodes): build tools first, then envs/gpu/flash-attn.txt against the
+    installed torch; envs/gpu/ is not an environment of its own."""
+    out = subprocess.run(["make", "-n", "flash-attn", "-B"], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout
+    assert "--no-build-isolation -r envs/gpu/flash-attn.txt" in out and "install --isolated wheel ninja" in out
+    assert "flash-attn" not in NAMES and "flash-attn==" in (REPO / "envs" / "gpu" / "flash-attn.txt").read_text()
+
+
+@pytest.mark.resolve
+def test_flash_attn_resolves_against_the_default_environment(tmp_path):
+    """pip's dry run of envs/gpu/flash-attn.txt as `make flash-attn` runs it (no build isolation),
+    in a throwaway layer over the running default environment, with the CUDA build skipped: its
+    metadata builds against the installed torch, and it needs nothing that environment lacks.
+    The compile itself needs a GPU node's CUDA toolkit."""
+    import site
+    import venv
+
+    layer = tmp_path / "layer"
+    venv.EnvBuilder(with_pip=True, symlinks=True).create(layer)
+    (site_dir,) = (layer / "lib").glob("python3.*/site-packages")
+    (site_dir / "_default_env.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    python = str(layer / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "--isolated", "--quiet", "wheel"], check=True, timeout=600)
+    report = tmp_path / "report.json"
+    result = subprocess.run([python, "-m", "pip", "install", "--isolated", "--dry-run", "--no-build-isolation",
+                             "--quiet", "--report", str(report), "-r", str(REPO / "envs" / "gpu" / "flash-attn.txt")],
+                            capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "FLASH_ATTENTION_SKIP_CUDA_BUILD": "TRUE"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    resolved = environments.resolved_versions(report)
+    pinned = (REPO / "envs" / "gpu" / "flash-attn.txt").read_text().split("flash-attn==")[1].split()[0]
+    assert resolved["flash-attn"] == pinned
+    assert not {"torch", "torchvision", "transformers"} & resolved.keys()  # the environment's own, untouched

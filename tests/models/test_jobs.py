@@ -21,7 +21,9 @@ def job(section, threads=None, **changes) -> ModelJob:
 
 @pytest.mark.parametrize("section,key,value", [
     ("train", "learning_rate", 2e-4), ("train", "lora_rank", 16), ("train", "gpus", 4), ("train", "max_length", 4096),
-    ("train", "extra_args", {"packing": True}), ("infer", "max_new_tokens", 64), ("infer", "backend", "vllm"),
+    ("train", "extra_args", {"packing": True}), ("train", "grouping", "identify"), ("train", "grouping", "all"),
+    ("train", "packing", True), ("train", "padding_free", True), ("train", "gradient_checkpointing", False),
+    ("infer", "max_new_tokens", 64), ("infer", "backend", "vllm"),
     ("infer", "format_instruction", "Answer briefly."), ("infer", "torch_dtype", "float16"),
 ])
 def test_what_shapes_the_output_changes_the_spec(section, key, value):
@@ -39,6 +41,12 @@ def test_how_a_job_runs_and_what_it_asks_for_leave_the_spec_alone(section, key, 
     changed, same = job(section, **{key: value}), job(section)
     assert changed.spec.to_json() == same.spec.to_json()
     assert changed.run != same.run or changed.resources != same.resources or key == "samples_per_shard"
+
+
+def test_grouping_none_written_down_is_the_papers_recipe_left_out():
+    """An existing run stays up to date when a config spells out the default."""
+    assert job("train", grouping="none").spec.to_json() == job("train").spec.to_json()
+    assert job("train", grouping="all").spec.settings["grouping"] == "all"
 
 
 def test_the_spec_and_the_run_options_round_trip_as_the_rules_pass_them():

@@ -30,6 +30,14 @@ def test_unknown_hub_id_without_note_is_reported():
     assert any("model_type 'no_such_type'" in p for p in check_against_swift("x", e))
 
 
+def test_packing_a_template_ms_swift_cannot_pack_is_reported():
+    llava = {**entry(CONFIG, "llava1.5-7b"), "train": {"packing": True}}
+    qwen = {**entry(CONFIG, "qwen2-vl-2b"), "train": {"packing": True}}
+    assert "llava: ms-swift's template 'llava1_5_hf' does not support packing or padding-free training; remove " \
+           "train.packing / padding_free for this model" in check_against_swift("llava", llava)
+    assert not [p for p in check_against_swift("qwen", qwen) if not p.startswith("warning:")]
+
+
 def test_paper_hyperparameters_are_the_defaults():
     t = entry(CONFIG, "qwen2-vl-7b")["train"]
     assert (t["tuner_type"], t["lora_rank"], t["lora_alpha"], t["target_modules"]) == ("lora", 8, 32, "all-linear")

@@ -33,6 +33,48 @@ def test_sft_command_carries_the_paper_settings(tmp_path):
     assert master_port("a") != master_port("b") and 20000 <= master_port("a") < 40000
 
 
+def test_the_cheaper_recipes_reach_swift_as_its_options(tmp_path):
+    def command(load=None, **settings):
+        return " ".join(sft_command(model_path="m", model_type="qwen2_vl", template="qwen2_vl", dataset="d.jsonl",
+                                    work_dir=tmp_path, settings={"max_length": 2048, **settings}, load=load))
+
+    paper = command()
+    assert "--grouping" not in paper and "--loss_scale" not in paper and "--packing" not in paper
+    assert "--attn_impl" not in paper
+    # Grouping made the data; swift gets the loss on every assistant turn, stated.
+    grouped = command(grouping="all")
+    assert "--grouping" not in grouped and "--loss_scale default" in grouped
+    # Packing and padding-free need flash attention; a flash attention the entry names is kept.
+    assert "--packing true" in command(packing=True) and "--attn_impl flash_attn" in command(packing=True)
+    assert "--padding_free true" in command(padding_free=True)
+    kept = command({"attn_impl": "flash_attention_2"}, packing=True)
+    assert "--attn_impl flash_attention_2" in kept and "flash_attn " not in kept + " "
+
+
+@pytest.mark.parametrize("arch,message", [
+    ("llava1_5_hf", "ms-swift's template 'llava1_5_hf' does not support packing or padding-free training; "
+                    "remove train.packing / padding_free for this model"),
+    ("qwen2_vl", "train.packing / padding_free needs flash-attn, which environment 'default' lacks "
+                 r"\(on a GPU node: `make flash-attn`, envs/gpu/flash-attn.txt\)"),
+])
+def test_packing_ms_swift_would_refuse_stops_the_job_before_training(arch, message, tiny, tmp_path):
+    """llava1_5_hf's template cannot pack (ms-swift's own registry says so); qwen2_vl's can, but
+    flash-attn is not installed on a machine without CUDA. Either stops with one line before
+    `swift sft` loads anything."""
+    import re
+
+    work, sentinel = tmp_path / "work", tmp_path / "adapter.json"
+    args = train_args(tiny, work, sentinel, packing=True)
+    spec = json.loads(args[4])
+    spec.update(model_path=str(tiny[arch]), model_type=arch, template=arch, source={"tiny": arch})
+    args[4] = json.dumps(spec)
+    job = cli(*args)
+    output = job.communicate(timeout=300)[0]
+    assert job.returncode == 1
+    assert re.fullmatch(f"error: tiny: {message}", output.strip().splitlines()[-1]), output[-1000:]
+    assert not work.exists() and not sentinel.exists()
+
+
 def test_model_jobs_run_offline_on_the_model_cache(tmp_path):
     env = job_env("m", 2, tmp_path / "cache", {"MAX_PIXELS": "12544"})
     assert all(env[k] == "1" for k in OFFLINE) and {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"} <= OFFLINE.keys()

@@ -122,3 +122,23 @@ def check(config: dict) -> None:
                               "mode: zero_shot")
         if key in run and "local" in source and not Path(source["local"]).is_dir():
             raise ConfigError(f"model {key!r}: local source {source['local']!r} is not a folder")
+        check_packing_hardware(key, e, {**config["training"], **e.get("train", {})})
+
+
+FLASH_ATTENTION = ("flash_attn", "flash_attention_2", "flash_attention_3", "flash_attention_4")
+
+
+def check_packing_hardware(key: str, e: dict, train: dict) -> None:
+    """Packing and padding-free training run on flash attention only: on GPUs, and not with
+    another attention asked for. (Whether the template supports it is checked against ms-swift
+    when the training job starts, models.train.check_packing_support.)"""
+    feature = next((f for f in ("packing", "padding_free") if train.get(f)), None)
+    if feature is None or e.get("mode", "finetune") != "finetune":
+        return
+    if not train["gpus"]:
+        raise ConfigError(f"model {key!r}: train.{feature} needs flash attention, which runs on GPUs only, but "
+                          "it trains on the CPU (gpus: 0)")
+    attention = e.get("load", {}).get("attn_impl")
+    if attention and attention not in FLASH_ATTENTION:
+        raise ConfigError(f"model {key!r}: train.{feature} needs flash attention, but load.attn_impl is "
+                          f"{attention!r}; remove it (training then uses flash_attn) or set flash_attn")

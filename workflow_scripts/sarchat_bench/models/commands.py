@@ -49,6 +49,36 @@ def train(args) -> None:
     log.info("%s: adapter %s (step %s)", args.model, info["adapter"], info["global_step"])
 
 
+@command(COMMANDS, "group-conversations", "a training file's samples as multi-turn conversations per image, "
+                                        "counted with the model's template (train: grouping)",
+         arg("--spec", type=json_value, required=True,
+             help="what the file is made from: data, grouping, max_length, seed, the model (GroupedMix)"),
+         arg("--source-info", help="prefetch manifest of a hub model (its local snapshot)"),
+         arg("--cache-dir", required=True, help="the model cache"),
+         arg("--out", required=True, help="the grouped training file (JSONL)"),
+         arg("--summary", required=True, help="what it holds, the tokens of an epoch, what was checked (JSON)"))
+def group_conversations(args) -> None:
+    import os
+
+    from sarchat_bench.models.environments import enter
+    from sarchat_bench.models.grouping import GroupedMix, job_environment
+
+    mix = GroupedMix.from_dict(args.spec)
+    enter(mix.environment, f"grouped training file {mix.name}")
+    os.environ.update(job_environment(mix, args.cache_dir))  # before ms-swift reads them at import
+    from sarchat_bench.models.grouping import build_grouped_mix
+    from sarchat_bench.models.jobs import JobSpec
+    from sarchat_bench.models.sources import local_model
+
+    folder, load = local_model(JobSpec(mix.model_path, mix.model_type, mix.template, mix.source, mix.env, {},
+                                       mix.environment, {}), args.source_info)
+    info = build_grouped_mix(mix, out=args.out, summary=args.summary, model_folder=folder, load=load)
+    tokens = info["epoch_tokens"]
+    log.info("%s: %d records in, %d out (%d conversations of %d turns); tokens per epoch %d -> %d",
+             args.out, info["records_in"], info["records_out"], info["conversations"],
+             info["turns_in_conversations"], tokens["none"]["tokens"], tokens[mix.grouping]["tokens"])
+
+
 @command(COMMANDS, "merge", "merge a model's LoRA adapter into full weights (swift export)",
          *JOB,
          arg("--adapter-info", required=True, help="the training sentinel"),

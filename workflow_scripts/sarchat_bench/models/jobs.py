@@ -31,6 +31,9 @@ RUN_OPTION_KEYS = {"train": ("logging_steps", "save_steps", "save_total_limit", 
 JOB_CHECK_KEYS = ("max_overlong_fraction",)
 # How a test file is cut into jobs, not what a job makes: changing it renames the shards.
 LAYOUT_KEYS = ("samples_per_shard",)
+# Settings written down with the value that leaving them out means: not in the spec, so that
+# writing them down retrains nothing.
+NEUTRAL_SETTINGS = {"grouping": "none"}
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,8 @@ class ModelJob:
             model_path=model_path(e), model_type=e.get("model_type"), template=e.get("template"), source=e["source"],
             env=e["env"], load=e["load"], environment=environment(e, section),
             settings={k: v for k, v in settings.items()
-                      if k not in RESOURCE_KEYS and k not in RUN_OPTION_KEYS[section] and k not in LAYOUT_KEYS},
+                      if k not in RESOURCE_KEYS and k not in RUN_OPTION_KEYS[section] and k not in LAYOUT_KEYS
+                      and NEUTRAL_SETTINGS.get(k, ...) != v},
             gpus=resources.gpus if section == "train" else None)
         options = {k: v for k, v in settings.items() if k in RUN_OPTION_KEYS[section]}
         if section == "train" and threads is not None:

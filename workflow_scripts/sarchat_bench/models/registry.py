@@ -76,9 +76,33 @@ def check_against_swift(key: str, e: dict) -> list[str]:
             problems.append(f"{key}: {source['hub']} is not registered for {e['model_type']} and no note says why")
         if not COMMIT_RE.match(source["revision"]):
             problems.append(f"warning: {key}: revision {source['revision']!r} is not a pinned commit")
+    train = e.get("train", {})
+    if (train.get("packing") or train.get("padding_free")) and e["template"] in TEMPLATE_MAPPING:
+        problem = packing_problem(e["template"], e["model_type"])
+        if problem:
+            problems.append(f"{key}: {problem}")
     if e.get("code_repo") and not COMMIT_RE.match(e["code_repo"]["revision"]):
         problems.append(f"warning: {key}: code_repo revision {e['code_repo']['revision']!r} is not a pinned commit")
     return problems
+
+
+def packing_problem(template: str, model_type: str) -> str | None:
+    """Why ms-swift would refuse `--packing` / `--padding_free` for this template (None: it
+    would not), read from its registry as its `swift sft` decides (swift/pipelines/train/sft.py,
+    _prepare_template): the template class's `support_padding_free`, or, where that is unset,
+    only for text-only models."""
+    from swift.model import MODEL_MAPPING
+    from swift.template import TEMPLATE_MAPPING
+
+    if template not in TEMPLATE_MAPPING:
+        return f"template {template!r} is not in ms-swift's template registry"
+    supported = TEMPLATE_MAPPING[template].template_cls.support_padding_free
+    if supported is None:
+        supported = model_type in MODEL_MAPPING and not MODEL_MAPPING[model_type].is_multimodal
+    if not supported:
+        return (f"ms-swift's template {template!r} does not support packing or padding-free training; "
+                "remove train.packing / padding_free for this model")
+    return None
 
 
 # Qwen2.5-VL's processor resizes images to sides that are multiples of 28 (14-pixel patches,

@@ -25,6 +25,7 @@ import orjson
 from sarchat_bench.core.errors import InputError, SarchatError
 from sarchat_bench.core.io import atomic_output, save_figure, write_json
 from sarchat_bench.core.workstate import claim_folder, digest, file_digest
+from sarchat_bench.models.grouping import grouping_of
 from sarchat_bench.models.jobs import JOB_CHECK_KEYS, ModelJob
 from sarchat_bench.models.sources import OFFLINE, cache_env, local_model, source_identity
 
@@ -80,9 +81,16 @@ def sft_command(*, model_path: str, model_type: str, template: str, dataset: str
     cmd = [*swift_command(), "sft", "--model", model_path, "--model_type", model_type, "--template", template,
            "--dataset", dataset, "--output_dir", str(work_dir), "--add_version", "false", "--check_model", "false",
            "--split_dataset_ratio", "0", "--report_to", "none"]
-    # Every setting is a `swift sft` option (config.yaml's `training:` plus the model's `train:`);
-    # extra_args holds options without a default there.
-    options = {k: v for k, v in settings.items() if k != "extra_args"}
+    # Every setting is a `swift sft` option (config.yaml's `training:` plus the model's `train:`)
+    # but `grouping`, which made the dataset (models.grouping); extra_args holds options without
+    # a default there.
+    options = {k: v for k, v in settings.items() if k not in ("extra_args", "grouping")}
+    if grouping_of(settings) != "none":
+        # The loss on every assistant turn of a conversation, as on every single-turn sample:
+        # ms-swift 4.6's default, stated so that another default could not drop earlier turns.
+        options["loss_scale"] = "default"
+    if uses_packing(settings):
+        load = {"attn_impl": "flash_attn", **(load or {})}  # ms-swift packs only with flash attention
     for key, value in [*options.items(), *sorted((load or {}).items()),
                        *sorted(settings.get("extra_args", {}).items())]:
         if value is not None:
@@ -90,6 +98,25 @@ def sft_command(*, model_path: str, model_type: str, template: str, dataset: str
     if resume_from:
         cmd += ["--resume_from_checkpoint", str(resume_from)]
     return cmd
+
+
+def uses_packing(settings: dict) -> bool:
+    return bool(settings.get("packing") or settings.get("padding_free"))
+
+
+def check_packing_support(model: str, spec) -> None:
+    """Refuse, before `swift sft` loads anything, packing or padding-free training that ms-swift
+    would refuse (the template cannot) or that could not start (flash-attn is not installed)."""
+    import importlib.util
+
+    from sarchat_bench.models.registry import packing_problem
+
+    problem = packing_problem(spec.template, spec.model_type)
+    if problem is None and importlib.util.find_spec("flash_attn") is None:
+        problem = (f"train.packing / padding_free needs flash-attn, which environment {spec.environment!r} lacks "
+                   "(on a GPU node: `make flash-attn`, envs/gpu/flash-attn.txt)")
+    if problem:
+        raise TrainingError(f"{model}: {problem}")
 
 
 def job_env(model: str, gpus: int, cache_dir: str | os.PathLike, extra: dict | None = None,
@@ -233,6 +260,8 @@ def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) 
     model_path, load = local_model(spec, source_info)
     made_from = {"spec": spec.as_dict(), "model": source_identity(model_path, spec.source),
                  "dataset": file_digest(dataset)}
+    if uses_packing(spec.settings):
+        check_packing_support(model, spec)
     work_dir = Path(work_dir)
     counted = overlong_samples(job, dataset, model_path)
     check_overlong(job, counted)
