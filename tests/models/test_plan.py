@@ -43,9 +43,33 @@ def test_gpu_hours_steps_and_the_cheapest_recipe():
     assert optimizer_steps(1000, PAPER) == math.ceil(1000 / 32)
     assert optimizer_steps(1000, {**PAPER, "max_steps": 7}) == 7
     lengths = Lengths([100, 300], [1.0, 1.0])
-    cheapest = cheapest_recipe(lengths, PAPER)  # gradient checkpointing costs a forward more
-    assert cheapest.flops_per_token_n == 4  # padded to the longest of 4:
-    assert cheapest.tokens_per_epoch == pytest.approx(2 * (100 / 16 + 300 * 15 / 16))
+    cheapest = cheapest_recipe({"single-turn": lengths}, PAPER, packable=False)
+    assert cheapest.flops_per_token_n == 4  # gradient checkpointing costs a forward more
+    assert cheapest.tokens_per_epoch == pytest.approx(2 * (100 / 16 + 300 * 15 / 16))  # padded to the longest of 4
+    assert cheapest.name == "single-turn, no gradient checkpointing"
+    # Where the template packs, no token is padding; fewer, longer sequences (grouping) win.
+    packed = cheapest_recipe({"single-turn": lengths}, PAPER, packable=True)
+    assert packed.tokens_per_epoch == 400 and packed.name == "single-turn, packing, no gradient checkpointing"
+    grouped = cheapest_recipe({"single-turn": lengths, "grouping: all": Lengths([350], [1.0])}, PAPER, packable=False)
+    assert grouped.name == "grouping: all, no gradient checkpointing" and grouped.tokens_per_epoch == 350
+
+
+def test_grouped_lengths_are_the_grouping_jobs_cut(built):
+    """The plan's grouped sequences come from the grouping module's own cut (one image's samples
+    into conversations within max_length), on the same sampled images as the single-turn ones."""
+    from sarchat_bench.models.grouping import SAFETY_TOKENS
+    from sarchat_bench.models.plan import grouped_lengths
+
+    text = TextTokens()
+    side = SampledSet(size_sample([built["tables"]["train"]], seed=0, per_size=8),
+                      summary_records([built["train_summary"]]))
+    single, _ = model_lengths(side, "qwen2_vl", {}, {}, text, None)
+    grouped = grouped_lengths(side, "qwen2_vl", {}, {}, text, None, "all", 2048)
+    images = sum(s["images"] for s in side.sample.values())
+    assert images <= grouped.samples < single.samples / 3  # one conversation or a few per image
+    assert max(grouped.lengths) <= 2048 - SAFETY_TOKENS
+    identify = grouped_lengths(side, "qwen2_vl", {}, {}, text, None, "identify", 2048)
+    assert grouped.samples < identify.samples < single.samples and grouped.tokens < identify.tokens
 
 
 @pytest.fixture(scope="module")

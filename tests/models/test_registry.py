@@ -50,3 +50,12 @@ def test_per_model_overrides_merge_over_defaults():
     e = entry(CONFIG, "tiny-qwen2-vl")
     assert e["train"]["max_steps"] == 6 and e["train"]["lora_rank"] == 8
     assert model_path(e) == "results/models/tiny/default/qwen2_vl"
+
+
+def test_the_packable_templates_are_those_ms_swift_packs():
+    from sarchat_bench.models.registry import PACKABLE_TEMPLATES, packing_problem
+
+    entries = [entry(CONFIG, k) for k, e in CONFIG["models"].items() if e.get("mode") not in ("predictions", "baseline")
+               and "template" in e]
+    assert {e["template"] for e in entries if packing_problem(e["template"], e["model_type"]) is None} \
+        == PACKABLE_TEMPLATES & {e["template"] for e in entries}

@@ -165,10 +165,11 @@ def size_sample(box_tables: list, *, seed: int, settings: dict | None = None, ta
                 categories=CATEGORIES, templates_path=DEFAULT_PATH) -> dict:
     """What the build makes per image size, from a sample, for the cost plan (models/plan.py):
     {(width, height): {"images": images of that size, "sampled": images sampled,
-    "records": {task: [(question, answer), ...]}}}. The sample is at most `per_size` evenly
-    spaced images of each size, run through the real generators (each size with its own RNG
-    stream), so it costs a few thousand images however large the split: the 2M records are
-    neither generated nor read again."""
+    "records": {task: [(question, answer), ...]}, "by_image": [[(task, question, answer), ...]
+    for each sampled image]}}. The sample is at most `per_size` evenly spaced images of each
+    size, run through the real generators (each size with its own RNG stream), so it costs a few
+    thousand images however large the split: the 2M records are neither generated nor read
+    again."""
     settings = settings or {}
     templates = load_templates(templates_path)
     by_size: dict[tuple[int, int], list] = {}
@@ -178,11 +179,15 @@ def size_sample(box_tables: list, *, seed: int, settings: dict | None = None, ta
     for size, images in sorted(by_size.items()):
         step = max(1, len(images) // per_size)
         chosen = images[::step][:per_size]
-        records = {}
+        records, by_image = {}, {image.path: [] for image in chosen}
         for task in tasks:
             ctx = Context(templates, seed=seed, stream=f"sample:{task}:{size[0]}x{size[1]}",
                           categories=tuple(categories), settings=dict(settings.get(task, {})))
-            records[task] = [(rec["messages"][0]["content"], rec["messages"][1]["content"])
-                             for rec in GENERATORS[task](chosen, ctx, None)]
-        sample[size] = {"images": len(images), "sampled": len(chosen), "records": records}
+            records[task] = []
+            for rec in GENERATORS[task](chosen, ctx, None):
+                question, answer = rec["messages"][0]["content"], rec["messages"][1]["content"]
+                records[task].append((question, answer))
+                by_image[rec["images"][0]].append((task, question, answer))
+        sample[size] = {"images": len(images), "sampled": len(chosen), "records": records,
+                        "by_image": list(by_image.values())}
     return sample

@@ -176,16 +176,26 @@ class ImageSamples:
     samples: Sequence[tuple[str, int]]
 
 
+def sequence_lengths(image: ImageSamples, grouping: str, max_length: int) -> list[int]:
+    """The sequences one image's samples make with `grouping` (none: the paper's single-turn
+    samples), each as its tokens: the single-turn samples, then the conversations, cut as the
+    grouping job cuts them (conversation_sizes, the same budget)."""
+    grouped = [t for task, t in image.samples if grouped_task(task, grouping)]
+    lengths = [image.shared + t for task, t in image.samples if not grouped_task(task, grouping)]
+    start = 0
+    for size in conversation_sizes(grouped, image.shared, max_length - SAFETY_TOKENS):
+        lengths.append(image.shared + sum(grouped[start:start + size]))
+        start += size
+    return lengths
+
+
 def epoch_tokens(images: Iterable[ImageSamples], grouping: str, max_length: int) -> EpochTokens:
-    """Tokens of one epoch with `grouping` (none: the paper's single-turn samples). The
-    conversations are cut as the grouping job cuts them (conversation_sizes, the same budget)."""
+    """Tokens of one epoch with `grouping` (none: the paper's single-turn samples)."""
     sequences = tokens = 0
     for image in images:
-        grouped = [t for task, t in image.samples if grouped_task(task, grouping)]
-        single = [t for task, t in image.samples if not grouped_task(task, grouping)]
-        conversations = conversation_sizes(grouped, image.shared, max_length - SAFETY_TOKENS)
-        sequences += len(single) + len(conversations)
-        tokens += (len(single) + len(conversations)) * image.shared + sum(grouped) + sum(single)
+        lengths = sequence_lengths(image, grouping, max_length)
+        sequences += len(lengths)
+        tokens += sum(lengths)
     return EpochTokens(sequences, tokens, sequences)
 
 

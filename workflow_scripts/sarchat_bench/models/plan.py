@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sarchat_bench.core.io import read_json
-from sarchat_bench.models.registry import entry, run_models
+from sarchat_bench.models.grouping import ImageSamples, sequence_lengths
+from sarchat_bench.models.registry import PACKABLE_TEMPLATES, entry, run_models
 from sarchat_bench.models.tokens import (
     CHAT_FORMATS,
     TextTokens,
@@ -44,6 +45,7 @@ COLUMNS = (
     "text tokens per sample (mean)", "template tokens per sample", "sequence tokens per sample (mean)",
     "training tokens per epoch (paper recipe)", "padding waste at batch size (%)", "samples over max_length",
     "optimizer steps", "GPU-hours (paper recipe)", "GPU-hours (without gradient checkpointing)",
+    "training tokens per epoch (grouping: all)", "images encoded per epoch (grouping: all)",
     "GPU-hours (cheapest recipe)", "cheapest recipe", "inference prefill tokens",
     "inference prefill tokens with prefix caching", "inference generated tokens",
 )
@@ -105,17 +107,41 @@ def padded_tokens(lengths: Lengths, batch: int) -> float:
     return lengths.samples * lengths.expected_longest(batch)
 
 
-def cheapest_recipe(lengths: Lengths, train: dict) -> Recipe:
-    """The cheapest training recipe available for a model's samples and training settings.
-
-    Today's candidates: the configured recipe (micro-batches padded to their longest sample) with
-    and without gradient checkpointing (without it needs more GPU memory: activations are kept).
-    Grouping an image's samples into multi-turn conversations and packing/padding-free training
-    (issue #22, part B) add their candidates here."""
-    tokens = padded_tokens(lengths, train["per_device_train_batch_size"])
-    candidates = [Recipe("paper recipe", tokens, flops_per_token_n(train.get("gradient_checkpointing", True))),
-                  Recipe("without gradient checkpointing", tokens, flops_per_token_n(False))]
+def cheapest_recipe(recipes: dict[str, Lengths], train: dict, packable: bool) -> Recipe:
+    """The cheapest training recipe available for a model: each way of cutting its samples into
+    sequences (`recipes`: the paper's single-turn samples, and grouped into conversations:
+    models.grouping), padded to the longest of each micro-batch or, where ms-swift packs the
+    model's template, packed (no padding; it needs flash-attn on the GPU), each with and without
+    gradient checkpointing (without it needs more GPU memory: activations are kept)."""
+    candidates = []
+    for name, lengths in recipes.items():
+        cuts = [(name, padded_tokens(lengths, train["per_device_train_batch_size"]))]
+        if packable:
+            cuts.append((f"{name}, packing", lengths.tokens))
+        for cut, tokens in cuts:
+            candidates += [Recipe(cut, tokens, flops_per_token_n(True)),
+                           Recipe(f"{cut}, no gradient checkpointing", tokens, flops_per_token_n(False))]
     return min(candidates, key=lambda r: r.tokens_per_epoch * r.flops_per_token_n)
+
+
+def grouped_lengths(side: SampledSet, template: str, env: dict, params: dict, text: TextTokens,
+                    max_pixels: int | None, grouping: str, max_length: int) -> Lengths:
+    """The sequences of the side's sampled images with `grouping` (models.grouping cuts them), each
+    standing for as many as its size's images per sampled image."""
+    system, prompt, end = CHAT_FORMATS[template]
+    before, after = prompt.split("{{QUERY}}")
+    turn = sum(text.marked(part) for part in (before, after, end) if part)
+    lengths, weights = [], []
+    for size, s in side.sample.items():
+        shared = image_tokens(template, *size, env, template_max_pixels=max_pixels, **params) + text.marked(system)
+        for samples in s["by_image"]:
+            counts = text.counts([piece for _, q, a in samples for piece in (question_text(q), a)])
+            image = ImageSamples(shared, [(task, turn + counts[2 * i] + counts[2 * i + 1])
+                                          for i, (task, _, _) in enumerate(samples)])
+            for n in sequence_lengths(image, grouping, max_length):
+                lengths.append(n)
+                weights.append(s["images"] / s["sampled"])
+    return Lengths(lengths, weights)
 
 
 def gpu_hours(recipe: Recipe, params_b: float, epochs: float, plan: dict) -> float:
@@ -288,7 +314,11 @@ def plan_rows(settings: dict, cache_dir: str, train: SampledSet, test: SampledSe
             epochs = epochs_run(samples, t)
             padded = padded_tokens(lengths, t["per_device_train_batch_size"])
             paper = Recipe("paper recipe", padded, flops_per_token_n(t.get("gradient_checkpointing", True)))
-            cheapest = cheapest_recipe(lengths, t)
+            grouped = grouped_lengths(train, template, e["env"], params, text, max_pixels, "all", t["max_length"])
+            cheapest = cheapest_recipe({"single-turn": lengths, "grouping: all": grouped,
+                                        "grouping: identify": grouped_lengths(train, template, e["env"], params, text,
+                                                                              max_pixels, "identify", t["max_length"])},
+                                       t, template in PACKABLE_TEMPLATES)
             row.update({
                 "training samples": round(samples),
                 "image tokens per image (mean)": round(parts["image_per_image"], 1),
@@ -302,6 +332,8 @@ def plan_rows(settings: dict, cache_dir: str, train: SampledSet, test: SampledSe
                 "GPU-hours (paper recipe)": significant(gpu_hours(paper, e["params_b"], epochs, gpu)),
                 "GPU-hours (without gradient checkpointing)": significant(
                     gpu_hours(Recipe("", padded, flops_per_token_n(False)), e["params_b"], epochs, gpu)),
+                "training tokens per epoch (grouping: all)": round(grouped.tokens),
+                "images encoded per epoch (grouping: all)": round(grouped.samples),
                 "GPU-hours (cheapest recipe)": significant(gpu_hours(cheapest, e["params_b"], epochs, gpu)),
                 "cheapest recipe": cheapest.name,
             })
