@@ -62,6 +62,12 @@ def sardet_root():
     return config["sardet_root"] or DEMO_ROOT
 
 
+# Records name their images relative to the SARDet-100K root; the jobs that open them resolve
+# them against this folder (config image_root, by default the one the dataset is built from).
+# Passed as an untracked param: moving the images reruns nothing (docs/decisions.md, D18).
+IMAGE_ROOT = str(Path(config["image_root"] or sardet_root()).resolve())
+
+
 def cells_of(task):
     return [cell for cell, (cell_task, _) in CELLS.items() if cell_task == task]
 
@@ -140,7 +146,7 @@ def job_spec(section):
 
 def job_run(section):
     """The model job's run options (models.jobs): how it runs; a change reruns nothing."""
-    return lambda wildcards, threads: ModelJob.of(config, wildcards.model, section, threads).run.to_json()
+    return lambda wildcards, threads: ModelJob.of(config, wildcards.model, section, threads, IMAGE_ROOT).run.to_json()
 
 
 def job_threads(section):

@@ -157,10 +157,12 @@ rule answer_browser:
     params:
         per_cell=config["report"]["answers_per_cell"],
         side=config["report"]["thumbnail_px"],
+        # Where the images are, not what the page shows: a change reruns nothing.
+        image_root=untracked(IMAGE_ROOT),
     shell:
         "python -m sarchat_bench answers --out {output} --model {wildcards.model} --cell {wildcards.cell}"
         " --test {input.test} --predictions {input.predictions} --details {input.details} --score {input.score}"
-        " --per-cell {params.per_cell} --side {params.side} 2> {log}"
+        " --per-cell {params.per_cell} --side {params.side} --image-root {params.image_root:q} 2> {log}"
 
 
 rule infer_all:

@@ -5,7 +5,6 @@ import re
 import subprocess
 import warnings
 from collections import Counter
-from pathlib import Path
 
 import orjson
 import pandas as pd
@@ -51,9 +50,8 @@ def test_build_dataset_on_a_sardet_layout_folder(built, sardet_flat):
     assert {r["task"] for r in mix} == set(TASKS)
     # Decision D1: SARDet-100K's train split builds the mix, its test split the test files.
     assert all("-train-" in r["id"] for r in mix)
-    # Image paths are absolute, inside the dataset folder: any job can open them from anywhere.
-    root = sardet_flat.resolve()
-    assert all(Path(p).is_absolute() and Path(p).is_relative_to(root) for r in mix for p in r["images"])
+    # Image paths are relative to the dataset folder (D18): the build works wherever it is mounted.
+    assert all(p.startswith("JPEGImages/") and (sardet_flat / p).is_file() for r in mix for p in r["images"])
     for cell in CELLS:
         lines = (sarchat / "test" / f"{cell}.jsonl").read_bytes().splitlines()
         assert all("-test-" in orjson.loads(line)["id"] for line in lines)
@@ -137,6 +135,45 @@ def test_one_cell_rebuilds_alone(built, sardet_flat):
     target.unlink()
     snakemake(built, str(target.relative_to(built)), "--config", f"sardet_root={sardet_flat}")
     assert target.read_bytes() == before
+
+
+@pytest.mark.swift
+def test_a_moved_build_trains_predicts_and_scores_with_one_setting(tmp_path):
+    """Built in one working directory, then results/sarchat/ and the SARDet-100K folder moved to
+    other paths: `image_root` alone lets training, inference and the answer browser find the
+    images, nothing of the build reruns, and another image root reruns nothing (D18)."""
+    import shutil
+
+    from sarchat_bench.dataset.demo_data import generate
+
+    source = tmp_path / "built_from" / "SARDet_100K"
+    generate(source, seed=6, images_per_split={"train": 6, "test": 4})
+    first, second = tmp_path / "first", tmp_path / "second"
+    config = f"sardet_root: {source}\nrun: [tiny-llava1.5]\n"
+    first.mkdir()
+    snakemake(first, "results/sarchat/train.jsonl", "results/sarchat/test/count.jsonl", extra_config=config)
+    (second / "results").mkdir(parents=True)
+    shutil.move(first / "results" / "sarchat", second / "results" / "sarchat")
+    mounted = tmp_path / "mounted" / "SARDet_100K"
+    mounted.parent.mkdir()
+    shutil.move(source, mounted)
+    targets = ["results/scores/tiny-llava1.5/count.json", "results/answers/tiny-llava1.5/count.html"]
+    moved = config + f"image_root: {mounted}\n"
+    assert set(planned_rules(second, *targets, extra_config=moved)) == {
+        "tiny_model", "train_model", "infer_shard", "merge_predictions", "score_cell", "answer_browser"}
+    snakemake(second, *targets, extra_config=moved)
+    results = second / "results"
+    assert_logs_are_clean(results / "logs")
+    train_log = (results / "logs" / "train" / "tiny-llava1.5.log").read_text()
+    assert f"(images resolved against ROOT_IMAGE_DIR={mounted})" in train_log  # swift sft fails on unread images
+    assert orjson.loads((results / "models" / "tiny-llava1.5" / "adapter.json").read_bytes())["global_step"] == 6
+    assert "cannot read image" not in (results / "logs" / "infer" / "tiny-llava1.5" / "count.1-of-1.log").read_text()
+    test = [orjson.loads(line) for line in (results / "sarchat" / "test" / "count.jsonl").read_bytes().splitlines()]
+    page = (results / "answers" / "tiny-llava1.5" / "count.html").read_text()
+    assert page.count('<img src="data:image/jpeg;base64,') == len(test) > 0
+    # Where the images are is not what the results are made from: another root reruns nothing.
+    (tmp_path / "elsewhere" / "JPEGImages").mkdir(parents=True)
+    assert planned_rules(second, *targets, extra_config=config + f"image_root: {tmp_path / 'elsewhere'}\n") == {}
 
 
 @pytest.mark.swift

@@ -26,6 +26,7 @@ from sarchat_bench.core.io import atomic_output, iter_jsonl
 from sarchat_bench.core.sharding import shard_range
 from sarchat_bench.core.workstate import describe_change, digest
 from sarchat_bench.models.jobs import ModelJob
+from sarchat_bench.paper.records import with_image_files
 
 log = logging.getLogger(__name__)
 PredictFn = Callable[[Sequence[dict]], list[str]]
@@ -192,6 +193,9 @@ def predict_shard(job: ModelJob, *, test: str, shard: tuple[int, int], out, part
     adapter = read_json(adapter_info) if adapter_info else None
     made_from = {"spec": spec.as_dict(), "model": source_identity(model_path, spec.source),
                  "adapter": adapter["adapter_digest"] if adapter else None, "records": records_digest(records)}
+    # The images resolved after the manifest: answers made from the same records are kept
+    # wherever the images are mounted now.
+    records = with_image_files(records, job.run.image_root, test)
     settings = spec.settings
     endpoint = spec.source.get("endpoint")
     if endpoint:  # a served model: the requests go to it, nothing is loaded here

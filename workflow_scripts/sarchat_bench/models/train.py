@@ -27,6 +27,7 @@ from sarchat_bench.core.io import atomic_output, save_figure, write_json
 from sarchat_bench.core.workstate import claim_folder, digest, file_digest
 from sarchat_bench.models.jobs import ModelJob
 from sarchat_bench.models.sources import OFFLINE, cache_env, local_model, source_identity
+from sarchat_bench.paper.records import IMAGE_ROOT_ENV
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +94,15 @@ def sft_command(*, model_path: str, model_type: str, template: str, dataset: str
 
 
 def job_env(model: str, gpus: int, cache_dir: str | os.PathLike, extra: dict | None = None,
-            threads: int | None = None) -> dict:
+            threads: int | None = None, image_root: str | os.PathLike | None = None) -> dict:
     """The environment of a model job: offline, reading the model cache, plus the entry's own
     variables; several GPUs launch torchrun with a port of the model's own. Each process's
     torch threads are its share of the job's CPUs: torch would otherwise start one per core of
-    the node, whatever the job was given."""
+    the node, whatever the job was given. `image_root` becomes ms-swift's ROOT_IMAGE_DIR, which
+    it resolves the records' relative image paths against."""
     env = {**os.environ, **cache_env(cache_dir), **OFFLINE}
+    if image_root:
+        env[IMAGE_ROOT_ENV] = str(Path(image_root).resolve())
     if threads:
         env.setdefault("OMP_NUM_THREADS", str(max(1, threads // max(1, gpus))))
     env.update({k: str(v) for k, v in (extra or {}).items()})
@@ -179,8 +183,10 @@ def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) 
             log.info("%s: resuming from %s", model, resume)
         else:
             log.info("%s: training from step 0", model)
-        log.info("running: %s", shlex.join(cmd))
-        result = subprocess.run(cmd, env=job_env(model, spec.gpus or 0, job.run.cache_dir, spec.env, job.run.threads))
+        env = job_env(model, spec.gpus or 0, job.run.cache_dir, spec.env, job.run.threads, job.run.image_root)
+        log.info("running: %s (images resolved against %s=%s)", shlex.join(cmd), IMAGE_ROOT_ENV,
+                 env.get(IMAGE_ROOT_ENV, "(unset)"))
+        result = subprocess.run(cmd, env=env)
         if result.returncode != 0:
             raise TrainingError(f"{model}: swift sft failed with exit code {result.returncode} (its output is "
                                 f"above); rerun to resume from {latest_checkpoint(work_dir) or 'the start'}")
