@@ -14,6 +14,7 @@ sys.path.insert(0, str(SCRIPTS_DIR))
 shell.prefix(f"export PYTHONPATH={shlex.quote(str(SCRIPTS_DIR))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from sarchat_bench.core.sharding import record_count, shard_count, shard_labels  # noqa: E402
+from sarchat_bench.dataset.annotations import annotation_file  # noqa: E402
 from sarchat_bench.dataset.build import generator_params  # noqa: E402
 from sarchat_bench.evaluation.scoring import details_path  # noqa: E402
 from sarchat_bench.models.jobs import RESOURCE_NAMES, ModelJob, environment  # noqa: E402

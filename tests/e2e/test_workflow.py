@@ -324,6 +324,22 @@ def test_download_rule_places_a_local_archive(tmp_path, sardet_flat):
     assert (tmp_path / "results" / "sarchat" / "test" / "count.jsonl").stat().st_size > 0
 
 
+def test_the_kaggle_layout_unzipped_by_hand_builds_as_it_is(tmp_path):
+    """sardet_root at the Kaggle copy unzipped by hand, whose test.json is beside Annotations/:
+    the annotations job reads it there (docs/dataset.md, "Getting SARDet-100K")."""
+    import zipfile
+
+    from support import sardet_sources
+
+    with zipfile.ZipFile(sardet_sources.kaggle_zip(tmp_path)) as zf:
+        zf.extractall(tmp_path / "data")
+    root = tmp_path / "data" / "SARDet_100K"
+    snakemake(tmp_path, "results/sarchat/test/count.jsonl", "--config", f"sardet_root={root}")
+    report = orjson.loads((tmp_path / "results" / "sarchat" / "annotations" / "test.report.json").read_bytes())
+    assert report["source"] == str(root / "test.json") and report["images_out"] == sardet_sources.IMAGES["test"]
+    assert (tmp_path / "results" / "sarchat" / "test" / "count.jsonl").stat().st_size > 0
+
+
 def test_bad_config_is_rejected(tmp_path):
     result = snakemake(tmp_path, "-n", extra_config="dataset: {seed: x}", check=False)
     assert result.returncode != 0 and "On instance['dataset']['seed']" in result.stdout + result.stderr

@@ -125,6 +125,14 @@ def _reject(path, section: str, index: int, item, fields: tuple[tuple[str, type]
     raise InputError(path, "unexpected field types", record)
 
 
+def annotation_file(root: str | os.PathLike, split: str) -> Path:
+    """A split's COCO file below the SARDet-100K root: `Annotations/<split>.json`, or
+    `<split>.json` beside Annotations/ where only that exists (the Kaggle copy's `test.json`, as
+    the code that reads that copy finds it; docs/dataset.md)."""
+    inside, beside = Path(root) / "Annotations" / f"{split}.json", Path(root) / f"{split}.json"
+    return beside if beside.is_file() and not inside.is_file() else inside
+
+
 def image_dirs(root: Path, split: str) -> tuple[Path, Path]:
     return root / "JPEGImages" / split, root / "JPEGImages"
 
@@ -197,7 +205,7 @@ def image_problem(path: str, width: int, height: int) -> str | None:
 
 def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolerance: float,
                 check_image_files: bool, check_image_headers: bool) -> tuple[list[Image], FilterReport]:
-    path = root / "Annotations" / f"{split}.json"
+    path = annotation_file(root, split)
     if not path.is_file():
         raise InputError(path, "annotation file not found (expected the SARDet-100K layout "
                                "Annotations/{train,val,test}.json)")
