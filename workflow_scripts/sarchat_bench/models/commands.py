@@ -133,12 +133,13 @@ def prefetch(args) -> None:
                            "an environment without conda",
          arg("--write", action="store_true", help="regenerate envs/<name>.yaml from envs/<name>.txt"),
          arg("--build", metavar="NAME", help="build .venvs/NAME, layered over .venv (make env ENV=NAME)"),
+         arg("--constraints", help="with --build: the versions to install (default: envs/locks/NAME.txt)"),
          arg("--lock", action="store_true", help="resolve every environment and write envs/locks/ (make lock)"))
 def envs(args) -> None:
     from sarchat_bench.models import environments
 
     if args.build:
-        log.info("environment %s built: %s", args.build, environments.build(args.build))
+        log.info("environment %s built: %s", args.build, environments.build(args.build, args.constraints))
         return
     if args.lock:
         for name in environments.names():
