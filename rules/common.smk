@@ -122,6 +122,8 @@ RUN_MODELS = run_models(config)
 SCORED_MODELS = list(dict.fromkeys(RUN_MODELS + config["report"]["baselines"]))
 # Where models are downloaded once (prefetch_model) and read offline by the model jobs.
 CACHE_DIR = config["cache_dir"]
+# The commits hub revisions resolved to, recorded once (prefetch_model) and checked by the model jobs.
+MODEL_LOCK_OPTION = f"--model-lock {shlex.quote(config['model_lock'])}" if config["model_lock"] else ""
 
 
 def model_entry(model):

@@ -122,11 +122,12 @@ def tiny_model(args) -> None:
          arg("--model", required=True),
          arg("--entry", type=json_value, required=True, help="the model's source and code_repo"),
          arg("--cache-dir", required=True),
-         arg("--out", required=True, help="manifest naming the local folders"))
+         arg("--out", required=True, help="manifest naming the local folders"),
+         arg("--model-lock", help="the model lock: the commits to fetch, and where resolved ones are recorded"))
 def prefetch(args) -> None:
     from sarchat_bench.models.fetch import prefetch
 
-    prefetch(args.model, args.entry, args.cache_dir, args.out)
+    prefetch(args.model, args.entry, args.cache_dir, args.out, args.model_lock)
 
 
 @command(COMMANDS, "envs", "check (or --write) the conda files envs/<name>.yaml against envs/<name>.txt, or --build "

@@ -66,21 +66,23 @@ class JobSpec:
 @dataclass(frozen=True)
 class RunOptions:
     """How a model job runs: its run options (`swift sft` or engine options), the model cache,
-    the CPUs the job was given, and the image root: the SARDet-100K folder the records' image
-    paths are relative to (paper.records.image_file), wherever it is mounted for this run."""
+    the CPUs the job was given, the image root: the SARDet-100K folder the records' image
+    paths are relative to (paper.records.image_file), wherever it is mounted for this run, and
+    the model lock its prefetched snapshot is checked against (models.sources)."""
 
     options: dict
     cache_dir: str
     threads: int | None = None
     image_root: str | None = None
+    model_lock: str | None = None
 
     def to_json(self) -> str:
         return json.dumps({"options": self.options, "cache_dir": self.cache_dir, "threads": self.threads,
-                           "image_root": self.image_root}, sort_keys=True)
+                           "image_root": self.image_root, "model_lock": self.model_lock}, sort_keys=True)
 
     @classmethod
     def from_dict(cls, run: dict) -> RunOptions:
-        return cls(run["options"], run["cache_dir"], run.get("threads"), run.get("image_root"))
+        return cls(run["options"], run["cache_dir"], run.get("threads"), run.get("image_root"), run.get("model_lock"))
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,8 @@ class ModelJob:
         options = {k: v for k, v in settings.items() if k in RUN_OPTION_KEYS[section]}
         if section == "train" and threads is not None:
             options["dataloader_num_workers"] = max(1, threads // max(1, resources.gpus))
-        return cls(model, section, spec, RunOptions(options, config["cache_dir"], threads, image_root), resources)
+        run = RunOptions(options, config["cache_dir"], threads, image_root, config.get("model_lock") or None)
+        return cls(model, section, spec, run, resources)
 
     @classmethod
     def read(cls, model: str, section: Section, spec_json: dict, run_json: dict) -> ModelJob:

@@ -189,7 +189,7 @@ def predict_shard(job: ModelJob, *, test: str, shard: tuple[int, int], out, part
     if instruction := spec.settings.get("format_instruction"):  # zero-shot: say how to answer
         records = [{**r, "messages": [{**r["messages"][0], "content": f"{r['messages'][0]['content']} {instruction}"},
                                       *r["messages"][1:]]} for r in records]
-    model_path, load = local_model(spec, source_info)
+    model_path, load = local_model(spec, source_info, job.run.model_lock)
     adapter = read_json(adapter_info) if adapter_info else None
     made_from = {"spec": spec.as_dict(), "model": source_identity(model_path, spec.source),
                  "adapter": adapter["adapter_digest"] if adapter else None, "records": records_digest(records)}

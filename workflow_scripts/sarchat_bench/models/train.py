@@ -166,7 +166,7 @@ def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) 
     model's identity and the dataset's digest) goes into `made_from`, the manifest that decides
     whether the checkpoints in `work_dir` may be resumed."""
     model, spec = job.model, job.spec
-    model_path, load = local_model(spec, source_info)
+    model_path, load = local_model(spec, source_info, job.run.model_lock)
     made_from = {"spec": spec.as_dict(), "model": source_identity(model_path, spec.source),
                  "dataset": file_digest(dataset)}
     work_dir = Path(work_dir)
@@ -207,7 +207,7 @@ def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) 
 
 def merge(job: ModelJob, *, adapter: str, out, source_info=None) -> None:
     """Merge a LoRA adapter into full weights (`swift export`), for backends that need them."""
-    model_path, load = local_model(job.spec, source_info)
+    model_path, load = local_model(job.spec, source_info, job.run.model_lock)
     cmd = [*swift_command(), "export", "--model", model_path, "--model_type", job.spec.model_type, "--template",
            job.spec.template, "--adapters", adapter, "--merge_lora", "true", "--output_dir", str(out),
            "--exist_ok", "true"]
