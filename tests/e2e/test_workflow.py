@@ -176,12 +176,26 @@ def test_a_moved_build_trains_predicts_and_scores_with_one_setting(tmp_path):
     assert planned_rules(second, *targets, extra_config=config + f"image_root: {tmp_path / 'elsewhere'}\n") == {}
 
 
+def readme_demo_numbers() -> dict:
+    """The demo's numbers as the README states them (README, "What the demo's numbers mean")."""
+    readme = " ".join((REPO / "README.md").read_text().split())
+    tuned = re.search(r"`tiny-llava1\.5-wide`\) .*? scores ([\d.]+) on identification and ([\d.]+) on "
+                      r"classification, average ([\d.]+) \(Eq\. 4\)", readme)
+    baseline = re.search(r"`majority-answer`, which .*? scores ([\d.]+) \(", readme)
+    return {("tiny-llava1.5-wide", "Cross-Modal Identification"): float(tuned[1]),
+            ("tiny-llava1.5-wide", "Classification"): float(tuned[2]),
+            ("tiny-llava1.5-wide", "Avg score (Eq. 4)"): float(tuned[3]),
+            ("majority-answer", "Avg score (Eq. 4)"): float(baseline[1])}
+
+
 @pytest.mark.swift
 def test_demo_runs_the_whole_chain(tmp_path):
-    """The default target on the demo: dataset, tiny-model LoRA training with real swift sft,
-    real ms-swift inference for all nine cells, scores, tables, figures, and the HTML report.
-    The demo's pair shows fine-tuning at work: the fine-tuned row answers in the dataset's format
-    where the same model untrained answers nothing parseable. Qwen2-VL goes through too."""
+    """The default target on the demo (`make demo`'s dataset and models, plus a tiny Qwen2-VL):
+    dataset, tiny-model LoRA training with real swift sft, real ms-swift inference for all nine
+    cells, scores, tables, figures, and the HTML report. The demo's pair shows fine-tuning at
+    work: the fine-tuned row answers in the dataset's format where the same model untrained
+    answers nothing parseable. The README's demo numbers and docs/dataset.md's example record are
+    this run's."""
     demo = (REPO / "tests" / "configs" / "demo_chain.yaml").read_text()
     snakemake(tmp_path, extra_config=demo)
     results = tmp_path / "results"
@@ -201,8 +215,16 @@ def test_demo_runs_the_whole_chain(tmp_path):
             assert [p["id"] for p in predictions] == test_ids
             score = orjson.loads((results / "scores" / model / f"{cell}.json").read_bytes())
             assert score["n_samples"] == len(test_ids)
-    # Identification (most of the mix, 161 test questions here): measured 1 unparsed answer and
-    # 68.9 % categories right after fine-tuning, 151 unparsed and 0.6 % untrained.
+    # The numbers the README gives for the demo are the demo's (rounded as it prints them).
+    tasks = pd.read_csv(results / "tables" / "task_scores.csv").set_index("Model")
+    measured = {key: round(float(tasks.loc[key]), 1) for key in readme_demo_numbers()}
+    assert measured == readme_demo_numbers(), "README's demo numbers are not this run's"
+    # docs/dataset.md's example record is the demo's first refer_multi record, as the build writes it.
+    dataset_page = (REPO / "docs" / "dataset.md").read_text()
+    example = orjson.loads(re.search(r"A record:\n\n```json\n(.*?)\n```", dataset_page, re.S)[1])
+    assert example == records(results / "sarchat" / "test" / "refer_multi.jsonl")[0]
+    # Identification (most of the mix): few unparsed answers and many categories right after
+    # fine-tuning, almost all unparsed untrained.
     tuned, untrained = (orjson.loads((results / "scores" / m / "identify_multi.json").read_bytes())
                         for m in ("tiny-llava1.5-wide", "tiny-llava1.5-wide-zero-shot"))
     n = tuned["n_samples"]
