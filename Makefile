@@ -19,9 +19,11 @@ STAMP := $(VENV)/.installed-$(shell cat envs/default.txt envs/base.txt envs/lock
 # Another environment without conda: `make env ENV=transformers4` builds .venvs/transformers4
 # (README, "Environments"); rebuilt when its file or the default environment changes.
 ENV ?= transformers4
+# What `make gpu-wheelhouse` leaves out, for the GPU machine to have (benchmarks/gpu_wheelhouse.sh).
+GPU_WHEELHOUSE_SKIP ?= pyarrow scipy pandas
 ENV_STAMP = .venvs/$(ENV)/.installed-$(shell cat envs/$(ENV).txt envs/base.txt envs/locks/$(ENV).txt | cksum | cut -d' ' -f1)-$(notdir $(STAMP))
 
-.PHONY: setup env lock demo test lint bench clean
+.PHONY: setup env lock demo test lint bench gpu-wheelhouse clean
 
 setup: $(STAMP)
 
@@ -49,8 +51,10 @@ demo: setup  ## the whole chain on the generated demo dataset, then the HTML rep
 	$(RUN) snakemake --cores $(CORES)
 	$(RUN) snakemake --report results/report.html
 
+# The lmms_eval layer is optional: where it cannot be built, tests/e2e/test_lmms_eval.py is skipped and says why.
 test: setup  ## formatting and lint checks, then the test suite (real Snakemake, ms-swift and SLURM runs)
 	$(MAKE) env ENV=transformers4
+	-$(MAKE) env ENV=lmms_eval
 	$(RUN) snakefmt --check Snakefile rules
 	$(RUN) ruff check workflow_scripts tests benchmarks
 	$(RUN) python -m pytest
@@ -65,6 +69,9 @@ lint: setup  ## snakemake --lint, snakefmt and ruff (make test runs them too)
 
 bench: setup  ## speed/memory benchmark of the dataset build (README, Performance)
 	$(RUN) python benchmarks/bench_build.py
+
+gpu-wheelhouse: setup  ## the wheels benchmarks/gpu_check.sh installs offline on a GPU machine (.gpu-wheelhouse)
+	GPU_WHEELHOUSE_SKIP="$(GPU_WHEELHOUSE_SKIP)" PYTHON=$(BIN)/python bash benchmarks/gpu_wheelhouse.sh
 
 clean:
 	rm -rf results .snakemake

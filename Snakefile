@@ -24,7 +24,7 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-# Every job records the run it belongs to (provenance.py); a job on a SLURM node inherits them.
+# Every job records the run it belongs to (core/provenance.py); a job on a SLURM node inherits them.
 from sarchat_bench.core import provenance  # noqa: E402
 
 os.environ.setdefault(provenance.GIT_COMMIT_ENV, provenance.git_commit(workflow.basedir) or "unknown")
@@ -73,10 +73,12 @@ localrules:
     dataset_stats,
     dataset_figures,
     build_dataset,
+    export_hf,
     validate_dataset,
     prefetch_model,
     prefetch_models,
     tiny_model,
+    plan,
     train_all,
     infer_all,
     merge_predictions,
@@ -86,6 +88,7 @@ localrules:
     score_all,
     report,
     answer_browser,
+    lmms_tasks,
 
 
 rule all:
@@ -98,3 +101,5 @@ rule all:
         FIGURES,
         ANSWER_PAGES,
         LOSS_CURVES,
+        PLAN_PAGE,
+        PLAN_FILES,

@@ -18,6 +18,7 @@ from sarchat_bench.dataset.annotations import annotation_file  # noqa: E402
 from sarchat_bench.dataset.build import generator_params  # noqa: E402
 from sarchat_bench.evaluation.scoring import details_path  # noqa: E402
 from sarchat_bench.models.jobs import RESOURCE_NAMES, ModelJob, environment  # noqa: E402
+from sarchat_bench.models.plan import plan_settings  # noqa: E402
 from sarchat_bench.models.registry import entry, run_models, scorer_coords, tiny_model_folder  # noqa: E402
 from sarchat_bench.models.tiny import ARCHITECTURES  # noqa: E402
 from sarchat_bench.models.train import train_log_path  # noqa: E402
@@ -33,6 +34,8 @@ MODELS_DIR = f"{RESULTS}/models"
 PREDICTIONS = f"{RESULTS}/predictions"
 SCORES = f"{RESULTS}/scores"
 ANSWERS = f"{RESULTS}/answers"
+HF_EXPORT = f"{RESULTS}/hf"
+LMMS_TASKS = f"{RESULTS}/lmms"
 
 DATASET = config["dataset"]
 TRAIN_SPLITS = DATASET["train_splits"]
@@ -255,6 +258,20 @@ FIGURES = [
     f"{RESULTS}/figures/{f}.png"
     for f in ("radar", "avg_vs_params", "per_category", "paper_radar", "paper_avg_vs_params")
 ]
+
+
+# The plan before launch (rules/models.smk, plan): what it depends on of the config, and the
+# tiny models whose own tokenizer and processor it counts with.
+PLAN_PAGE = f"{RESULTS}/plan/plan.html"
+PLAN_FILES = [f"{RESULTS}/plan/plan.md", f"{RESULTS}/plan/plan.csv"]
+PLAN_SETTINGS = json.dumps(plan_settings(config), sort_keys=True)
+PLAN_TINY_MODELS = sorted(
+    {
+        tiny_model_folder(model_entry(m)["environment"], model_entry(m)["source"]["tiny"])
+        for m in models_in_mode("finetune", "zero_shot")
+        if "tiny" in model_entry(m)["source"]
+    }
+)
 
 
 def registry_summary():

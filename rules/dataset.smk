@@ -193,6 +193,32 @@ rule dataset_figures:
         " --test-summaries {input.test_summaries} 2> {log}"
 
 
+rule export_hf:
+    """The built dataset as a Hugging Face dataset folder: Parquet, the images once, a dataset card."""
+    input:
+        train=f"{SARCHAT}/train.jsonl",
+        tests=list(TEST_FILES.values()),
+        stats=[f"{STATS_DIR}/{t}.csv" for t in ("table5_tasks", "filter_report", "generation_report")],
+    output:
+        directory(HF_EXPORT),
+    log:
+        f"{LOGS}/export_hf.log",
+    benchmark:
+        f"{BENCH}/export_hf.tsv"
+    conda:
+        "../envs/default.yaml"
+    params:
+        dataset_dir=lambda w, input: Path(input.train).parent,
+        # Where the images are read from, not what is written (they are keyed by their path
+        # below the root): a change reruns nothing (D18).
+        image_root=untracked(IMAGE_ROOT),
+        settings=json.dumps(DATASET, sort_keys=True),
+        demo="--demo" if sardet_root() == DEMO_ROOT else "",
+    shell:
+        "python -m sarchat_bench export-hf --dataset-dir {params.dataset_dir} --image-root {params.image_root:q}"
+        " --settings {params.settings:q} {params.demo} --out {output} 2> {log}"
+
+
 rule build_dataset:
     """The nine test files, the training mix and the statistics."""
     input:

@@ -97,11 +97,13 @@ rule score_cell:
             if model_entry(w.model).get("allow_empty_answers") or model_mode(w.model) == "baseline"
             else ""
         ),
+        # Files made by other tools may be `swift infer` result files (no ids, matched by order).
+        swift_results=lambda w: "--accept-swift-results" if model_mode(w.model) == "predictions" else "",
     shell:
         "python -m sarchat_bench score --cell {wildcards.cell} --test {input.test} --predictions {input.predictions}"
         " --out {output.scores} --details {output.details} --model {wildcards.model} --coords {params.coords}"
         " --seed {params.seed} --bad-responses {params.bad_responses}"
-        " --format-instruction {params.instruction} {params.allow_empty} 2> {log}"
+        " --format-instruction {params.instruction} {params.allow_empty} {params.swift_results} 2> {log}"
 
 
 rule report:
@@ -163,6 +165,27 @@ rule answer_browser:
         "python -m sarchat_bench answers --out {output} --model {wildcards.model} --cell {wildcards.cell}"
         " --test {input.test} --predictions {input.predictions} --details {input.details} --score {input.score}"
         " --per-cell {params.per_cell} --side {params.side} --image-root {params.image_root:q} 2> {log}"
+
+
+rule lmms_tasks:
+    """The nine test files as lmms-eval tasks, scored by the workflow's scorer (docs/interop.md)."""
+    input:
+        list(TEST_FILES.values()),
+    output:
+        directory(LMMS_TASKS),
+    log:
+        f"{LOGS}/lmms_tasks.log",
+    benchmark:
+        f"{BENCH}/lmms_tasks.tsv"
+    conda:
+        "../envs/default.yaml"
+    params:
+        cells=lambda w, input: " ".join(f"{cell}={path}" for cell, path in zip(CELLS, input)),
+        # The task folder names the root its images are below: another root rewrites it.
+        image_root=IMAGE_ROOT,
+    shell:
+        "python -m sarchat_bench lmms-tasks --out {output} --image-root {params.image_root:q} {params.cells}"
+        " 2> {log}"
 
 
 rule infer_all:

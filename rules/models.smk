@@ -132,3 +132,33 @@ rule train_all:
     """Train a LoRA adapter for every fine-tuned model of `run`."""
     input:
         TRAIN_ALL,
+
+
+rule plan:
+    """The plan before launch: tokens, optimizer steps and GPU-hours of every model of `run`."""
+    input:
+        train_tables=box_tables(TRAIN_SPLITS),
+        test_tables=box_tables(TEST_SPLITS),
+        train_summaries=TRAIN_SUMMARY,
+        test_summaries=TEST_SUMMARIES,
+        # A tiny model's own tokenizer and processor; hub models are read from the cache if there.
+        tiny_models=PLAN_TINY_MODELS,
+    output:
+        page=report(PLAN_PAGE, category="Cost", caption="report/plan.rst"),
+        files=PLAN_FILES,
+    log:
+        f"{LOGS}/plan.log",
+    benchmark:
+        f"{BENCH}/plan.tsv"
+    conda:
+        "../envs/default.yaml"
+    params:
+        settings=PLAN_SETTINGS,
+        # Where prefetched hub models (their tokenizers) are read from: a move reruns nothing.
+        cache_dir=untracked(CACHE_DIR),
+        out_dir=lambda w, output: Path(output.page).parent,
+    shell:
+        "python -m sarchat_bench plan --settings {params.settings:q} --cache-dir {params.cache_dir:q}"
+        " --out-dir {params.out_dir}"
+        " --train-tables {input.train_tables} --test-tables {input.test_tables}"
+        " --train-summaries {input.train_summaries} --test-summaries {input.test_summaries} 2> {log}"

@@ -291,7 +291,7 @@ def test_one_bad_image_costs_its_own_answer_not_the_shard(tmp_path):
     records = [{"id": f"r{i}", "messages": [{"role": "user", "content": "<image>[count] How many ships?"},
                                             {"role": "assistant", "content": "-"}], "images": [im.path]}
                for i, im in enumerate(kept)]
-    broken = records[1]["images"][0]
+    broken = root / records[1]["images"][0]  # records name it relative to the dataset root
     with open(broken, "r+b") as handle:
         handle.truncate(200)
     test = tmp_path / "count.jsonl"
@@ -301,8 +301,8 @@ def test_one_bad_image_costs_its_own_answer_not_the_shard(tmp_path):
     model = build("llava1_5_hf", tmp_path / "tiny", [test])
     tiny = {"llava1_5_hf": model}
     out = tmp_path / "out.jsonl"
-    job = cli("infer", "--model", "tiny", "--spec", spec(tiny, "llava1_5_hf"), "--run", run_options(tmp_path),
-              "--test", test, "--out", out, "--partial", tmp_path / "p.jsonl")
+    job = cli("infer", "--model", "tiny", "--spec", spec(tiny, "llava1_5_hf"), "--run",
+              run_options(tmp_path, image_root=root), "--test", test, "--out", out, "--partial", tmp_path / "p.jsonl")
     log = job.communicate(timeout=600)[0]
     assert job.returncode == 0, log
     answers = {r["id"]: r["response"] for r in map(orjson.loads, out.read_bytes().splitlines())}

@@ -315,15 +315,31 @@ def test_a_transformers4_model_trains_and_predicts_in_its_environment(built, sar
         assert orjson.loads((results / "scores" / "tiny-llava1.5-t4" / f"{cell}.json").read_bytes())["n_samples"] > 0
 
 
+def swift_result_line(record: dict, response: str, test) -> dict:
+    """A line as `swift infer --val_dataset TEST --result_path F` writes it (ms-swift 4.6; pinned by
+    tests/evaluation/test_swift_results.py): no id."""
+    return {"response": response, "labels": record["messages"][1]["content"], "logprobs": None,
+            "messages": [record["messages"][0], {"role": "assistant", "content": response}],
+            "images": [{"bytes": None, "path": p} for p in record["images"]], "dataset": str(test)}
+
+
 def test_predictions_only_model_is_scored_without_training(built, sardet_flat):
-    """A model whose predictions come from another tool: drop the files, get the tables."""
+    """A model whose predictions come from another tool: drop the files, get the tables. Three of
+    them are `swift infer` result files, dropped as ms-swift wrote them."""
     for cell in CELLS:
         test = built / "results" / "sarchat" / "test" / f"{cell}.jsonl"
         out = built / "results" / "predictions" / "elsewhere" / f"{cell}.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(b"".join(orjson.dumps({"id": r["id"], "response": r["messages"][1]["content"]}) + b"\n"
-                                 for r in map(orjson.loads, test.read_bytes().splitlines())))
+        records = list(map(orjson.loads, test.read_bytes().splitlines()))
+        if cell in ("classify", "refer_single", "grounding_multi"):
+            lines = [swift_result_line(r, r["messages"][1]["content"], test) for r in records]
+        else:
+            lines = [{"id": r["id"], "response": r["messages"][1]["content"]} for r in records]
+        out.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
     extra = "run: [elsewhere]\nmodels: {elsewhere: {family: Other tool, params_b: 1, mode: predictions}}"
+    # The baseline scored beside it first (done already when the tests before this one ran).
+    snakemake(built, *[f"results/scores/majority-answer/{cell}.json" for cell in CELLS], "--config",
+              f"sardet_root={sardet_flat}", extra_config=extra)
     plan = planned_rules(built, "report", "--config", f"sardet_root={sardet_flat}", extra_config=extra)
     assert set(plan) == {"score_cell", "report"} and plan["score_cell"] == 9
     snakemake(built, "report", "--config", f"sardet_root={sardet_flat}", extra_config=extra)
@@ -331,6 +347,45 @@ def test_predictions_only_model_is_scored_without_training(built, sardet_flat):
                if line.startswith("elsewhere"))
     values = [v for v in row.split(",")[3:] if v]
     assert values and all(float(v) == 100.0 for v in values)
+    # The answer browser reads what the score job read: a swift result file's answers by order.
+    snakemake(built, "results/answers/elsewhere/refer_single.html", "--config", f"sardet_root={sardet_flat}",
+              extra_config=extra)
+    page = (built / "results" / "answers" / "elsewhere" / "refer_single.html").read_text()
+    assert "iou50 ✓" in page and "✗" not in page  # every answer read, and right
+
+
+def test_export_hf_writes_a_dataset_that_loads_offline(built, sardet_flat, tmp_path, monkeypatch):
+    """`snakemake export_hf`: every file of the build as a config of its own with its rows, the
+    images once, decoding; the card checked offline (tests/dataset/test_export.py tests the rest)."""
+    import datasets
+    from sarchat_bench.dataset.export import check_card
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    snakemake(built, "export_hf", "--config", f"sardet_root={sardet_flat}")
+    hf, sarchat = built / "results" / "hf", built / "results" / "sarchat"
+    files = {"train": sarchat / "train.jsonl", **{cell: sarchat / "test" / f"{cell}.jsonl" for cell in CELLS}}
+    for name, path in files.items():
+        rows = len(path.read_bytes().splitlines())
+        if rows:
+            loaded = datasets.load_dataset(str(hf), name, cache_dir=str(tmp_path))
+            assert loaded["train" if name == "train" else "test"].num_rows == rows, name
+    images = datasets.load_dataset(str(hf), "images", split="images", cache_dir=str(tmp_path))
+    lines = [line for path in files.values() for line in path.read_bytes().splitlines()]
+    used = {p for line in lines for p in orjson.loads(line)["images"]}
+    assert images.num_rows == len(used) and images[0]["image"].size == (images[0]["width"], images[0]["height"])
+    assert {str(sardet_flat.resolve() / key) for key in images["key"]} == used
+    assert check_card(hf / "README.md").license == "cc-by-nc-4.0"
+
+
+def test_lmms_tasks_rule_writes_the_task_folder(built, sardet_flat):
+    """`snakemake lmms_tasks`: a task per test file over the build's files, images resolved against
+    the build's dataset root (tests/e2e/test_lmms_eval.py runs lmms-eval on such a folder)."""
+    snakemake(built, "lmms_tasks", "--config", f"sardet_root={sardet_flat}")
+    tasks = built / "results" / "lmms"
+    assert sorted(p.name for p in tasks.glob("sarchat_*.yaml")) == sorted(f"sarchat_{c}.yaml" for c in CELLS)
+    count = (tasks / "sarchat_count.yaml").read_text()
+    assert f"test: {built / 'results' / 'sarchat' / 'test' / 'count.jsonl'}" in count
+    assert f"lmms_task.IMAGE_ROOT = {str(sardet_flat.resolve())!r}" in (tasks / "utils.py").read_text()
 
 
 def test_download_rule_places_a_local_archive(tmp_path, sardet_flat):

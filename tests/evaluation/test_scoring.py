@@ -94,6 +94,64 @@ def test_shifted_boxes_pass_at_25_fail_at_50(cell, test_files, tmp_path):
     assert (v[at25], v[at50]) == (100.0, 0.0)
 
 
+@pytest.mark.parametrize("cell", ["refer_single", "grounding_single"])
+def test_first_box_accuracy_and_its_relation_to_eq3_on_a_mixed_set(cell, test_files, tmp_path):
+    """RefCOCO-style Acc@0.5 (the first box only) beside Eq. 3: on single-target samples that
+    each give one box, a miss is one FP and one FN, so Eq. 3 = p / (2 - p) with p the Acc@0.5.
+    Samples with several boxes or none break the relation in the documented way."""
+    from sarchat_bench.paper.geometry import format_box
+
+    at50 = "box_category_iou50" if cell == "grounding_single" else "iou50"
+    # Nine samples: the cell's records again under other ids where it has fewer.
+    cell_records = list(iter_jsonl(test_files[cell]))
+    records = [{**r, "id": f"{r['id']}-{i}"} for i, r in zip(range(9), itertools.cycle(cell_records))]
+    test = tmp_path / f"{cell}.jsonl"
+    write_jsonl(test, records)
+
+    def target(r):
+        truth = truth_of(r)
+        return truth["instances"][0]["box"] if cell == "grounding_single" else truth["boxes"][0], truth
+
+    def one_box(r, box, category=None):
+        truth = truth_of(r)
+        category = category or (truth["instances"][0]["category"] if cell == "grounding_single" else "")
+        return f"There is 1 {category}: {format_box(box)}" if cell == "grounding_single" else format_box(box)
+
+    def mixed(r):  # hit, miss (a shifted box), hit, miss (grounding: the right box, another category) ...
+        box, truth = target(r)
+        k = int(r["id"].rsplit("-", 1)[1]) % 4
+        if k in (0, 2):
+            return one_box(r, box)
+        if k == 3 and cell == "grounding_single":
+            other = next(c for c in ("ship", "tank") if c != truth["instances"][0]["category"])
+            return one_box(r, box, other)
+        return one_box(r, shift(box, [box], truth["width"], truth["height"]))
+
+    result = score_cell(cell, test, predict(test, tmp_path, mixed))
+    acc, eq3 = result["metrics"]["first_box_acc50"], result["metrics"][at50]
+    hits = sum(1 for i in range(len(records)) if i % 4 in (0, 2))
+    assert (acc["tp"], acc["fp"], acc["fn"]) == (hits, 0, len(records) - hits)
+    assert acc["unit"] == "samples (their first box)" and acc["n_samples"] == len(records)
+    p = hits / len(records)
+    assert 0 < p < 1
+    assert (eq3["tp"], eq3["fp"], eq3["fn"]) == (hits, len(records) - hits, len(records) - hits)
+    assert eq3["value"] == pytest.approx(100 * p / (2 - p), abs=0.005)
+    assert acc["value"] == pytest.approx(100 * p, abs=0.005)
+
+    # The first box is the one that counts: a right box after a wrong one misses (Eq. 3 matches
+    # it, and counts the wrong one as an FP); no box at all misses (Eq. 3: an FN).
+    def shuffled(r):
+        box, truth = target(r)
+        wrong = one_box(r, shift(box, [box], truth["width"], truth["height"]))
+        return "" if r["id"].endswith("-0") else wrong + " " + one_box(r, box)
+
+    result = score_cell(cell, test, predict(test, tmp_path, shuffled))
+    acc, eq3 = result["metrics"]["first_box_acc50"], result["metrics"][at50]
+    n = len(records)
+    assert (acc["tp"], acc["fn"]) == (0, n)
+    assert (eq3["tp"], eq3["fp"], eq3["fn"]) == (n - 1, n - 1, 1)
+
+
 def test_figure6_counting_example():
     response = ("There are 4 instances. "
                 "{<291><355><320><428>}{<205><195><226><293>}{<12><203><78><263>}{<49><453><120><501>}")

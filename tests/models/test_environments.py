@@ -18,7 +18,7 @@ NAMES = environments.names()
 
 
 def test_every_environment_has_its_files():
-    assert NAMES == ["default", "transformers4", "vllm"]
+    assert NAMES == ["default", "lmms_eval", "transformers4", "vllm"]
     for name in NAMES:
         assert (REPO / "envs" / f"{name}.yaml").is_file() and (REPO / "envs" / "locks" / f"{name}.txt").is_file()
 
@@ -78,7 +78,8 @@ def test_a_job_in_the_wrong_environment_stops_with_one_line(tmp_path):
 
 
 def test_unknown_environment_is_a_clear_error():
-    with pytest.raises(EnvironmentMismatch, match="no environment 'nope'.*known: default, transformers4, vllm"):
+    with pytest.raises(EnvironmentMismatch,
+                       match="no environment 'nope'.*known: default, lmms_eval, transformers4, vllm"):
         requirement_lines("nope")
 
 

@@ -1,15 +1,24 @@
 """Sharded, resumable inference: resume after a kill (only from answers made by the same model,
 adapter, settings and records), out-of-memory halving, checked merges."""
 
+import math
 import os
 import signal
 import time
+from collections import Counter
 
 import orjson
 import pytest
 from sarchat_bench.core.errors import InputError
 from sarchat_bench.core.io import iter_jsonl
-from sarchat_bench.models.predict import merge_shards, read_partial, run_shard, shard_records
+from sarchat_bench.models.predict import (
+    image_key,
+    merge_shards,
+    read_partial,
+    run_shard,
+    shard_records,
+    vllm_kwargs,
+)
 from support.commands import cli
 from support.jobs import run_options, spec
 
@@ -199,3 +208,41 @@ def test_an_inference_job_without_an_image_root_stops_with_one_line(tiny, identi
     assert job.returncode == 2 and len(errors) == 1, log  # 2: bad input
     assert errors[0].startswith(f"error: {identify_cell}, record identify-test-") and \
         "is relative to the SARDet-100K root, but no image root was given" in errors[0]
+
+
+def test_an_images_records_go_to_the_engine_together(identify_cell, tmp_path):
+    """Identification asks several questions of one image (adjacent in the test file): they go in
+    one engine call, so that vLLM's prefix cache computes the image once; only an image with more
+    records than a call holds is split."""
+    records = shard_records(identify_cell, (1, 1))
+    per_image = Counter(image_key(r) for r in records)
+    size = min(per_image.values()) + 1
+    assert max(per_image.values()) > size  # both cases occur in this file
+    calls = []
+
+    def predict(batch):
+        calls.append([image_key(r) for r in batch])
+        return echo(batch)
+
+    run_shard(records, predict, tmp_path / "out.jsonl", tmp_path / "p.jsonl", batch_size=size, made_from=MADE_FROM)
+    assert sum(map(len, calls)) == len(records) and all(len(c) <= size for c in calls)
+    for image, count in per_image.items():
+        holding = [c for c in calls if image in c]
+        assert len(holding) == (1 if count <= size else math.ceil(count / size)), (image, count)
+
+
+def test_shards_keep_an_images_records_together(identify_cell):
+    ids = [r["id"] for r in iter_jsonl(identify_cell)]
+    for count in (2, 3, 7):
+        shards = [shard_records(identify_cell, (i, count)) for i in range(1, count + 1)]
+        assert [r["id"] for s in shards for r in s] == ids
+        owners = {}
+        for i, shard in enumerate(shards):
+            for r in shard:
+                assert owners.setdefault(image_key(r), i) == i, f"an image in shards {owners[image_key(r)]} and {i}"
+
+
+def test_vllm_caches_prefixes_unless_the_entry_says_otherwise():
+    assert vllm_kwargs({}, None)["enable_prefix_caching"] is True
+    assert vllm_kwargs({"enable_prefix_caching": False}, ["a"]) == {"enable_prefix_caching": False,
+                                                                    "enable_lora": True, "max_lora_rank": 64}

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from sarchat_bench.models.sources import OFFLINE
-from sarchat_bench.models.train import job_env, latest_checkpoint, master_port, sft_command
+from sarchat_bench.models.tokens import Conversations, TextTokens, processor_params
+from sarchat_bench.models.train import job_env, latest_checkpoint, master_port, record_shapes, sft_command
 from support.commands import cli
 
 pytestmark = pytest.mark.swift
@@ -44,15 +45,15 @@ def test_model_jobs_run_offline_on_the_model_cache(tmp_path):
     assert moved["ROOT_IMAGE_DIR"] == str(tmp_path / "mounted" / "SARDet_100K")
 
 
-def train_args(tiny, work, sentinel, **settings):  # noqa: F811
+def train_args(tiny, work, sentinel, run_options=None, **settings):  # noqa: F811
     spec = {"model_path": str(tiny["qwen2_vl"]), "model_type": "qwen2_vl", "template": "qwen2_vl",
             "source": {"tiny": "qwen2_vl"}, "env": {"MAX_PIXELS": "12544"}, "load": {}, "environment": "default",
             "gpus": 0, "settings": {"tuner_type": "lora", "lora_rank": 8, "lora_alpha": 32,
                                     "target_modules": "all-linear", "learning_rate": 1e-4,
                                     "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
                                     "torch_dtype": "float32", "max_steps": 8, "max_length": 2048, **settings}}
-    run = {"options": {"save_steps": 2, "logging_steps": 1}, "cache_dir": str(work.parent / "cache"), "threads": 1,
-           "image_root": str(tiny["image_root"])}
+    run = {"options": {"save_steps": 2, "logging_steps": 1, **(run_options or {})},
+           "cache_dir": str(work.parent / "cache"), "threads": 1, "image_root": str(tiny["image_root"])}
     return ["train", "--model", "tiny", "--spec", json.dumps(spec), "--run", json.dumps(run), "--dataset",
             tiny["train"], "--work-dir", work, "--sentinel", sentinel]
 
@@ -77,6 +78,9 @@ def test_killed_training_resumes_and_changed_settings_retrain_from_step_0(tiny, 
     assert first["global_step"] == 8 and first["resumed_from"] == str(killed_at)
     assert f"resuming from {killed_at}" in log
     assert first["loss_points"] >= 1 and (tmp_path / "train_log.jsonl").stat().st_size > 0
+    # Counted before swift sft: every sample fits 2048 tokens.
+    assert (first["samples_over_max_length"], first["max_length"]) == (0, 2048)
+    assert first["training_samples"] == len(Path(tiny["train"]).read_text().splitlines())
     # Killed after its last save, before the sentinel: the rerun takes the final checkpoint as it
     # is (resuming from it used to train a 9th step and call checkpoint-9 the adapter).
     sentinel.unlink()
@@ -96,3 +100,24 @@ def test_killed_training_resumes_and_changed_settings_retrain_from_step_0(tiny, 
     assert Path(second["adapter"]).name == "checkpoint-8" and second["adapter_digest"] != first["adapter_digest"]
     logged = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert [r["global_step/max_steps"] for r in logged if "loss" in r and "global_step/max_steps" in r][0] == "1/8"
+
+
+def test_over_long_samples_stop_the_job_before_swift_sft(tiny, tmp_path):  # noqa: F811
+    """ms-swift drops a sample over max_length and trains on a random other one, without a word:
+    the job counts them first (its tokenizer, its template's image tokens) and stops with one line."""
+    text = TextTokens.of_model(tiny["qwen2_vl"])
+    lengths = Conversations("qwen2_vl", text, {"MAX_PIXELS": "12544"},
+                            processor_params("qwen2_vl", tiny["qwen2_vl"], text)).lengths(record_shapes(tiny["train"]))
+    max_length = sorted(lengths)[len(lengths) // 2]
+    over = sum(n > max_length for n in lengths)
+    assert 0 < over < len(lengths)
+    work, sentinel = tmp_path / "work", tmp_path / "adapter.json"
+    job = cli(*train_args(tiny, work, sentinel, max_length=max_length), env={"MODELSCOPE_CACHE": str(tmp_path / "ms")})
+    log = job.communicate(timeout=300)[0]
+    assert job.returncode != 0 and not sentinel.exists() and "running:" not in log, log
+    error = [line for line in log.splitlines() if line.startswith("error:")]
+    assert len(error) == 1, log
+    assert f"{over} of {len(lengths)} training samples" in error[0]
+    assert f"longer than max_length {max_length}" in error[0]
+    assert "MAX_PIXELS" in error[0] and "max_overlong_fraction" in error[0]
+    assert latest_checkpoint(work) is None

@@ -1,4 +1,4 @@
-"""The geometry rules on hand-computed cases (paper sections in geometry.py)."""
+"""The geometry rules on hand-computed cases (paper sections in paper/geometry.py)."""
 
 import pytest
 from sarchat_bench.paper import geometry as g

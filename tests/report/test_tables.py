@@ -75,3 +75,27 @@ def test_a_tiny_models_size_shows_and_a_baseline_has_none(scores, tmp_path):
     assert "tiny & 0.0002 &" in tex and "majority-answer & -- &" in tex
     csv = {line.split(",")[0]: line.split(",")[2] for line in (tmp_path / "table3.csv").read_text().splitlines()}
     assert (csv["tiny"], csv["majority-answer"]) == ("0.0002", "")
+
+
+def test_acc50_rows_are_in_the_interval_table_not_in_table3(scores, tmp_path):
+    """RefCOCO-style Acc@0.5 of the single-target box cells: a row per model in the interval
+    table, with its own unit; Table 3 keeps the paper's columns (Eq. 3) only."""
+    from sarchat_bench.report.tables import ci_table
+
+    for cell, value in (("grounding_single", 91.0), ("refer_single", 71.0)):
+        scores["qwen2-vl-7b"][cell]["metrics"]["first_box_acc50"] = {
+            "value": value, "ci95": [value - 5, value + 5], "n_samples": 10, "unit": "samples (their first box)"}
+    scores["old-run"] = without_acc50(scores["qwen2-vl-7b"])  # score files made before the metric
+    table = ci_table(scores)
+    rows = table[table["Column"].str.endswith("Acc@0.5")]
+    assert rows[["Model", "Column", "Cell", "Value", "Unit"]].values.tolist() == [
+        ["qwen2-vl-7b", "Ground single Acc@0.5", "grounding_single", 91.0, "samples (their first box)"],
+        ["qwen2-vl-7b", "Ref single Acc@0.5", "refer_single", 71.0, "samples (their first box)"]]
+    write_tables(tmp_path, scores, {})
+    assert "Ref single Acc@0.5" in (tmp_path / "table3_ci.md").read_text()
+    assert "Acc@0.5" not in (tmp_path / "table3.csv").read_text()
+
+
+def without_acc50(cells):
+    return {c: {**s, "metrics": {m: v for m, v in s["metrics"].items() if m != "first_box_acc50"}}
+            for c, s in cells.items()}

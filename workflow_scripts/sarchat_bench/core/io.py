@@ -12,6 +12,7 @@ import gc
 import glob
 import operator
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -26,16 +27,17 @@ from sarchat_bench.core.errors import InputError  # noqa: F401 - where readers o
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _file_mode() -> int:
-    """The permissions open() would give a new file: mkstemp's are owner-only, and results
-    shared on a cluster must stay readable by the group. Read once, before any thread starts
-    (os.umask can only be read by setting it)."""
+def _umask() -> int:
+    """The umask, which gives the permissions open() and mkdir() would give: mkstemp's and
+    mkdtemp's are owner-only, and results shared on a cluster must stay readable by the group.
+    Read once, before any thread starts (os.umask can only be read by setting it)."""
     umask = os.umask(0o022)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
 
 
-FILE_MODE = _file_mode()
+UMASK = _umask()
+FILE_MODE, FOLDER_MODE = 0o666 & ~UMASK, 0o777 & ~UMASK
 
 
 @contextlib.contextmanager
@@ -59,6 +61,31 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb", buffering: int = -1
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside `path`, renamed over `path` (replacing what is there) only on
+    success; on failure it is removed and `path` is left as it was. Temporary folders of `path`
+    left by a killed writer are removed first."""
+    target = Path(os.path.abspath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
+    try:
+        os.chmod(tmp, FOLDER_MODE)
+        yield tmp
+        if target.exists():
+            old = tmp.with_name(tmp.name.replace(".part", ".old.part"))
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

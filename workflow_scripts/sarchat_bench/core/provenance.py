@@ -78,13 +78,15 @@ def sidecar(path) -> Path:
     return path.with_name(path.name.removesuffix(".jsonl") + ".provenance.json")
 
 
-def write_inference(out_path, made_from: dict) -> None:
-    """The provenance of one inference shard: the model (source, revision, files), the adapter,
-    and the job's packages and run."""
+def write_inference(out_path, made_from: dict, training: dict | None = None) -> None:
+    """The provenance of one inference shard: the model (source, revision, files), the adapter
+    and what its training job counted (its samples, those over max_length), and the job's
+    packages and run."""
     spec = made_from["spec"]
-    write_json(sidecar(out_path), {"model": {"source": spec.get("source"), "identity": made_from["model"],
-                                             "adapter_digest": made_from["adapter"]},
-                                   "job": job_identity(INFERENCE_PACKAGES)})
+    model = {"source": spec.get("source"), "identity": made_from["model"], "adapter_digest": made_from["adapter"]}
+    if training:
+        model["training"] = training
+    write_json(sidecar(out_path), {"model": model, "job": job_identity(INFERENCE_PACKAGES)})
 
 
 def merge_inference(shard_paths, out_path) -> None:

@@ -16,6 +16,20 @@ def shard_range(total: int, shard: tuple[int, int]) -> tuple[int, int]:
     return (index - 1) * total // count, index * total // count
 
 
+def shard_range_by_group(keys: list, shard: tuple[int, int]) -> tuple[int, int]:
+    """Like shard_range, but a run of equal adjacent keys (one image's records) is never cut:
+    each boundary moves forward to where the key changes. The shards still cover the items once."""
+    total = len(keys)
+    start, stop = shard_range(total, shard)
+
+    def at_group_start(i: int) -> int:
+        while 0 < i < total and keys[i] == keys[i - 1]:
+            i += 1
+        return i
+
+    return at_group_start(start), at_group_start(stop)
+
+
 def shard_labels(count: int) -> list[str]:
     """The names of `count` shards, as parse_shard reads them: "1-of-2", "2-of-2"."""
     return [f"{i}-of-{count}" for i in range(1, count + 1)]

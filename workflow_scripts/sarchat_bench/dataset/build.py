@@ -159,3 +159,30 @@ def generator_params(dataset: dict, tasks) -> dict:
         "templates_option": f"--templates {shlex.quote(dataset['templates'])}" if dataset["templates"] else "",
         "templates_digest": templates_digest(load_templates(dataset["templates"] or DEFAULT_PATH), tasks),
     }
+
+
+def size_sample(box_tables: list, *, seed: int, settings: dict | None = None, tasks=TASKS, per_size: int = 48,
+                categories=CATEGORIES, templates_path=DEFAULT_PATH) -> dict:
+    """What the build makes per image size, from a sample, for the cost plan (models/plan.py):
+    {(width, height): {"images": images of that size, "sampled": images sampled,
+    "records": {task: [(question, answer), ...]}}}. The sample is at most `per_size` evenly
+    spaced images of each size, run through the real generators (each size with its own RNG
+    stream), so it costs a few thousand images however large the split: the 2M records are
+    neither generated nor read again."""
+    settings = settings or {}
+    templates = load_templates(templates_path)
+    by_size: dict[tuple[int, int], list] = {}
+    for image in read_boxes(box_tables):
+        by_size.setdefault((image.width, image.height), []).append(image)
+    sample = {}
+    for size, images in sorted(by_size.items()):
+        step = max(1, len(images) // per_size)
+        chosen = images[::step][:per_size]
+        records = {}
+        for task in tasks:
+            ctx = Context(templates, seed=seed, stream=f"sample:{task}:{size[0]}x{size[1]}",
+                          categories=tuple(categories), settings=dict(settings.get(task, {})))
+            records[task] = [(rec["messages"][0]["content"], rec["messages"][1]["content"])
+                             for rec in GENERATORS[task](chosen, ctx, None)]
+        sample[size] = {"images": len(images), "sampled": len(chosen), "records": records}
+    return sample

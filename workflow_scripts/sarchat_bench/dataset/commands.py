@@ -159,3 +159,24 @@ def figures(args) -> None:
 
     build_figures(args.out_dir, _by_role(args, "reports"), _by_role(args, "summaries"))
     log.info("figures written to %s", args.out_dir)
+
+
+@command(COMMANDS, "export-hf", "the built dataset as a Hugging Face dataset folder: Parquet per file, a config per "
+                                "test file, the images once, a dataset card (docs/dataset.md)",
+         arg("--dataset-dir", required=True, help="the build (results/sarchat)"),
+         arg("--image-root", required=True, help="the SARDet-100K root the build read: image keys are paths relative "
+                                                 "to it"),
+         arg("--settings", type=json_value, required=True, help="the config's dataset section as JSON (in the card)"),
+         arg("--demo", action="store_true", help="a build of the demo data: the card says not to publish it"),
+         arg("--out", required=True, help="the dataset folder (replaced atomically)"))
+def export_hf(args) -> None:
+    from sarchat_bench.core.provenance import workflow_identity
+    from sarchat_bench.dataset.export import export
+
+    identity = workflow_identity()
+    build = {"version": identity["sarchat_bench"], "git_commit": identity["git_commit"],
+             "config_digest": identity["config_digest"]}
+    summary = export(args.dataset_dir, args.out, image_root=args.image_root, settings=args.settings, build=build,
+                     demo=args.demo)
+    log.info("%s: %d records, %d images (%d bytes of images), %d configs", summary["out_dir"], summary["records"],
+             summary["images"], summary["image_bytes"], sum(1 for c in summary["configs"].values() if c["rows"]))

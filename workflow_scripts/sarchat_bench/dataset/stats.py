@@ -191,15 +191,18 @@ def distribution_figure(table: Rows, label: str, title: str, ylabel: str, path) 
     save_figure(fig, path)
 
 
-def write_table(rows: Rows, stem: str | os.PathLike, title: str = "") -> None:
-    """A table as CSV (None as an empty field), as a Markdown table and as an HTML page."""
+def write_table(rows: Rows, stem: str | os.PathLike, title: str = "", note: str = "") -> None:
+    """A table as CSV (None as an empty field), as a Markdown table and as an HTML page; `note`
+    (what the numbers mean) above the table of the last two."""
     with atomic_output(f"{stem}.csv", "w") as out:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     with atomic_output(f"{stem}.md", "w") as out:
+        if note:
+            out.write(f"# {title or Path(stem).name}\n\n{note}\n\n")
         out.write(tabulate(rows, headers="keys", tablefmt="pipe", missingval="") + "\n")
-    write_table_html(f"{stem}.html", rows, title or Path(stem).name)
+    write_table_html(f"{stem}.html", rows, title or Path(stem).name, note)
 
 
 def _kept(reports: dict[str, list]) -> dict[str, Counter]:

@@ -2,7 +2,7 @@
 
 The check re-derives each word from the ground-truth box: boxes parse and lie inside the
 image, counts in answers equal the number of boxes, position/size/shape words agree with the
-rules of geometry.py, and description targets pass the §3.2(2) filters.
+rules of paper.geometry, and description targets pass the §3.2(2) filters.
 """
 
 from __future__ import annotations

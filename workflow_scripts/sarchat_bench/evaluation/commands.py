@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from sarchat_bench.core.commands import Command, arg, command
+from sarchat_bench.core.commands import Command, arg, command, key_paths
 from sarchat_bench.paper.tasks import CELLS
 
 log = logging.getLogger("sarchat_bench")
@@ -28,7 +28,10 @@ COMMANDS: list[Command] = []
          arg("--format-instruction", default="",
              help="the instruction added to the questions, if any (recorded in the score file)"),
          arg("--allow-empty-answers", action="store_true",
-             help="score a file in which no answer has any text (otherwise an error naming it)"))
+             help="score a file in which no answer has any text (otherwise an error naming it)"),
+         arg("--accept-swift-results", action="store_true",
+             help="the predictions may be a `swift infer` result file without ids, its lines matched to the test "
+                  "file's records by order (a model of mode: predictions)"))
 def score(args) -> None:
     from sarchat_bench.core.io import write_json
     from sarchat_bench.core.provenance import for_score_file
@@ -36,7 +39,8 @@ def score(args) -> None:
 
     result = score_cell(args.cell, args.test, args.predictions, model=args.model, coords=args.coords, seed=args.seed,
                         details_path=args.details, bad_responses=args.bad_responses,
-                        allow_empty_answers=args.allow_empty_answers)
+                        allow_empty_answers=args.allow_empty_answers,
+                        accept_swift_results=args.accept_swift_results)
     if args.format_instruction:
         result["format_instruction"] = args.format_instruction
     result["provenance"] = for_score_file(args.predictions)
@@ -59,3 +63,22 @@ def baseline(args) -> None:
     n = write_jsonl(args.out, majority_predictions(args.train, args.test, args.cell))
     write_baseline(args.out, "majority-answer: the most frequent answer of the training mix (docs/scoring.md)")
     log.info("%s: %d baseline answers", args.out, n)
+
+
+@command(COMMANDS, "lmms-tasks", "an lmms-eval task folder of the test files, scored by this scorer (docs/interop.md)",
+         arg("--out", required=True, help="the task folder (replaced): give it to lmms-eval's --include_path"),
+         arg("--limit", type=int, default=0, help="copy only each test file's first N records (smoke tests)"),
+         arg("--image-root", help="where relative image paths are resolved (the SARDet-100K root; default: "
+                                  "$ROOT_IMAGE_DIR when lmms-eval runs)"),
+         arg("--coords", default="pixel", help="the convention of the answers' boxes, as `score --coords`"),
+         arg("cells", nargs="+", metavar="CELL=PATH",
+             help="test files, e.g. classify=results/sarchat/test/classify.jsonl"))
+def lmms_tasks(args) -> None:
+    from sarchat_bench.evaluation.lmms_task import write_task_folder
+
+    test_files = {cell: paths[-1] for cell, paths in key_paths(args.cells).items()}
+    unknown = sorted(set(test_files) - set(CELLS))
+    if unknown:
+        raise SystemExit(f"error: unknown cell(s) {unknown}; known: {', '.join(CELLS)}")
+    names = write_task_folder(args.out, test_files, limit=args.limit, image_root=args.image_root, coords=args.coords)
+    log.info("%s: %d lmms-eval tasks (%s) and the group sarchat", args.out, len(names), ", ".join(names))

@@ -24,9 +24,11 @@ from sarchat_bench.core.errors import InputError
 from sarchat_bench.core.io import atomic_output, gc_paused, read_jsonl
 from sarchat_bench.core.seeds import derive_seed
 from sarchat_bench.evaluation import parsing as p
+from sarchat_bench.evaluation import swift_results
 from sarchat_bench.evaluation.metrics import bootstrap_eq3, match_counts_cells, multiset_tp, summarise, value_of
+from sarchat_bench.paper.geometry import iou
 from sarchat_bench.paper.records import parse_truth
-from sarchat_bench.paper.table3 import CELL_METRICS, UNITS
+from sarchat_bench.paper.table3 import CELL_METRICS, FIRST_BOX_ACC, UNITS
 from sarchat_bench.paper.tasks import CELLS
 
 log = logging.getLogger(__name__)
@@ -157,25 +159,67 @@ EVALUATORS = {"classify": _classify, "describe": _describe, "count": _count, "gr
               "identify": _identify, "refer": _refer}
 
 
+def _first_box_hits(task: str, truths, responses, coords) -> list[bool]:
+    """RefCOCO-style: whether each answer's first box has IoU >= .5 with a true box (the one
+    target of a single-target cell) and, for grounding, names its category; an answer without a
+    box misses. The later boxes of an answer play no part."""
+    hits = []
+    for truth, response in zip(truths, responses, strict=True):
+        said = read_answer(task, response, truth["width"], truth["height"], coords)
+        if task == "grounding":
+            boxes, labels, _ = said
+            targets = [(i["box"], i["category"]) for i in truth["instances"]]
+            hits.append(bool(boxes) and any(iou(boxes[0], box) >= 0.5 and labels[0] == category
+                                            for box, category in targets))
+        else:
+            hits.append(bool(said) and any(iou(said[0], box) >= 0.5 for box in truth["boxes"]))
+    return hits
+
+
+def judge_cell(cell: str, truths: list[dict], responses: list[str], coords: str = "pixel") -> list[tuple]:
+    """Each sample of a cell judged: its units of every metric of the cell, whether its answer
+    parsed, and for the box tasks the boxes read (its task's evaluator, plus the first-box
+    accuracy of the cells that report it)."""
+    task = CELLS[cell][0]
+    judged = EVALUATORS[task](truths, responses, coords)
+    if FIRST_BOX_ACC in CELL_METRICS[cell]:
+        for (units, *_), hit in zip(judged, _first_box_hits(task, truths, responses, coords), strict=True):
+            units[FIRST_BOX_ACC] = _per_sample(hit)  # a box task's units are the sample's own: never shared
+    return judged
+
+
 def evaluate(cell: str, truth: dict, response: str, coords: str = "pixel") -> tuple[dict, bool]:
     """Per-sample (TP, FP, FN) for each metric of `cell`, and whether the answer parsed."""
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}")
-    return EVALUATORS[CELLS[cell][0]]([truth], [response if isinstance(response, str) else ""], coords)[0][:2]
+    return judge_cell(cell, [truth], [response if isinstance(response, str) else ""], coords)[0][:2]
 
 
-def load_predictions(path, test_ids: set[str], *, bad_responses: str = "error") -> tuple[dict[str, str], int]:
+def load_predictions(path, test_ids: set[str], *, bad_responses: str = "error",
+                     swift_results_of=None) -> tuple[dict[str, str], int]:
     """id -> response, and how many responses were not text. Every line needs a string `id` of
     the cell's test file and a `response`; anything else stops scoring with an InputError naming
     the file and line: a line without `response` (e.g. a file that calls it `prediction`), a
     duplicated id, an id the test file does not have (a file of another cell), an empty file
     for a cell that has test records. A
     response that is a number, null or a list is an error too, unless `bad_responses` is
-    "failure": then it is an empty answer, counted as a parse failure and in the score file."""
+    "failure": then it is an empty answer, counted as a parse failure and in the score file.
+
+    `swift_results_of`, the cell's test file (given for a model of mode predictions): the file
+    may instead be a result file of `swift infer`, whose lines have no id and are matched to the
+    test file's records by order (evaluation.swift_results)."""
+    if swift_results_of is not None and swift_results.is_result_file(path):
+        pairs = swift_results.read_result_file(path, swift_results_of, bad_responses=bad_responses)
+        return _checked(path, pairs, test_ids, bad_responses)
     try:
         pairs = read_jsonl(path, ("id", "response"))
     except KeyError:  # a line without an id or a response
         _name_bad_line(path, read_jsonl(path), test_ids, bad_responses)
+    return _checked(path, pairs, test_ids, bad_responses)
+
+
+def _checked(path, pairs: list, test_ids: set[str], bad_responses: str) -> tuple[dict[str, str], int]:
+    """load_predictions' checks of the (id, response) pairs a file gave."""
     if not pairs and test_ids:
         raise InputError(path, f"no predictions: the file is empty, and the cell has {len(test_ids)} test records")
     # Checked in bulk, as set operations; the line at fault is looked for (reading the file
@@ -202,7 +246,11 @@ def _name_bad_line(path, records: list[dict], test_ids: set[str], bad_responses:
         where = f"line {line_no}"
         rid = rec.get("id")
         if not isinstance(rid, str):
-            raise InputError(path, f"missing string 'id' (keys: {', '.join(sorted(rec)) or 'none'})", record=where)
+            hint = ("; it looks like a `swift infer` result file, which only a model of mode: predictions may drop "
+                    "(its lines are matched to the test file by order)"
+                    if "id" not in rec and "messages" in rec and "response" in rec else "")
+            raise InputError(path, f"missing string 'id' (keys: {', '.join(sorted(rec)) or 'none'}){hint}",
+                             record=where)
         if "response" not in rec:
             raise InputError(path, f"no 'response' (keys: {', '.join(sorted(rec))}); each line is "
                                    '{"id": ..., "response": "the answer"}', record=f"{where} (id {rid})")
@@ -303,16 +351,19 @@ def _truth_category(truth: dict) -> str | None:
 
 
 def score_cell(cell: str, test_path, predictions_path, *, model: str = "", coords: str = "pixel", seed: int = 0,
-               details_path=None, bad_responses: str = "error", allow_empty_answers: bool = False) -> dict:
+               details_path=None, bad_responses: str = "error", allow_empty_answers: bool = False,
+               accept_swift_results: bool = False) -> dict:
     """The score file of one cell. The cyclic GC is paused: the 200,000 truths, answers and
     units of a cell are acyclic, and the collector's passes over them cost more than scoring.
     A predictions file in which no answer has any text is an InputError (an endpoint that
-    refused every request, an export that lost the answers), unless `allow_empty_answers`."""
+    refused every request, an export that lost the answers), unless `allow_empty_answers`.
+    `accept_swift_results` (a model of mode predictions): the predictions may be a `swift infer`
+    result file, without ids (load_predictions)."""
     if cell not in CELL_METRICS:
         raise ValueError(f"unknown cell {cell!r}")
     with gc_paused():
         return _score_cell(cell, test_path, predictions_path, model, coords, seed, details_path, bad_responses,
-                           allow_empty_answers)
+                           allow_empty_answers, accept_swift_results)
 
 
 def _check_some_answer(path, responses: list[str]) -> None:
@@ -323,12 +374,13 @@ def _check_some_answer(path, responses: list[str]) -> None:
 
 
 def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_path, bad_responses,
-                allow_empty_answers) -> dict:
+                allow_empty_answers, accept_swift_results) -> dict:
     test = read_jsonl(test_path, ("id", "truth"))  # the rest of a record (its messages) is never held
     ids = [rid for rid, _ in test]
     truths = _parse_truths([text for _, text in test])
     del test  # its truth texts, freed before the predictions are read
-    predictions, not_text = load_predictions(predictions_path, set(ids), bad_responses=bad_responses)
+    predictions, not_text = load_predictions(predictions_path, set(ids), bad_responses=bad_responses,
+                                             swift_results_of=test_path if accept_swift_results else None)
     if list(predictions) == ids:  # in the test file's order, as inference writes them: nothing to look up
         responses = list(predictions.values())
     else:
@@ -338,8 +390,7 @@ def _score_cell(cell, test_path, predictions_path, model, coords, seed, details_
         responses = ["" if r is None else r for r in responses]
     if not allow_empty_answers:
         _check_some_answer(predictions_path, responses)
-    judge = EVALUATORS[CELLS[cell][0]]
-    judged = judge(truths, responses, coords)
+    judged = judge_cell(cell, truths, responses, coords)
     samples = [sample[0] for sample in judged]
     failures = sum(1 for sample in judged if not sample[1])
     categories = list(map(_truth_category, truths))

@@ -91,6 +91,31 @@ def merge_predictions(args) -> None:
     log.info("%s: %d predictions, ids checked against %s", args.out, n, args.test)
 
 
+@command(COMMANDS, "plan", "the plan before launch: tokens, optimizer steps and GPU-hours of every model of `run`",
+         arg("--settings", type=json_value, required=True,
+             help="what the plan depends on: the planned models' entries, plan:, the dataset's settings "
+                  "(models/plan.py plan_settings)"),
+         arg("--cache-dir", required=True, help="the model cache (tokenizers of prefetched hub models)"),
+         arg("--out-dir", required=True, help="writes plan.csv, plan.md and plan.html here"),
+         arg("--train-tables", nargs="+", required=True, help="box tables of the training splits"),
+         arg("--test-tables", nargs="+", required=True, help="box tables of the test splits"),
+         arg("--train-summaries", nargs="+", required=True, help="summaries of the train-mix job"),
+         arg("--test-summaries", nargs="+", required=True, help="summaries of the test-cells jobs"))
+def plan(args) -> None:
+    from tabulate import tabulate
+
+    from sarchat_bench.models.plan import write_plan
+
+    rows = write_plan(args.settings, args.out_dir, cache_dir=args.cache_dir, train_tables=args.train_tables,
+                      test_tables=args.test_tables, train_summaries=args.train_summaries,
+                      test_summaries=args.test_summaries)
+    columns = [c for c in rows[0] if any(r[c] is not None for r in rows)] if rows else []
+    # The job log shows the table, one model per column (19 columns side by side do not fit a terminal).
+    log.info("plan written to %s/plan.{csv,md,html}:\n%s", args.out_dir,
+             tabulate([[c, *(r[c] for r in rows)] for c in columns[1:]], headers=["", *(r["model"] for r in rows)],
+                      tablefmt="simple", missingval="–"))
+
+
 @command(COMMANDS, "loss-curve", "plot a model's training loss from its train_log.jsonl",
          arg("--model", required=True),
          arg("--train-log", required=True, help="ms-swift's logging.jsonl, as copied beside adapter.json"),

@@ -26,8 +26,10 @@ from sarchat_bench.models.registry import entry, model_path
 
 Section = Literal["train", "infer"]
 RESOURCE_KEYS = ("gpus", "cpus_per_gpu", "mem_mb", "runtime")
-RUN_OPTION_KEYS = {"train": ("logging_steps", "save_steps", "save_total_limit"),
+RUN_OPTION_KEYS = {"train": ("logging_steps", "save_steps", "save_total_limit", "max_overlong_fraction"),
                    "infer": ("batch_size", "requests_per_call", "concurrency", "retries", "request_timeout_s")}
+# Run options the job reads itself, not `swift sft` options (never on its command line).
+JOB_CHECK_KEYS = ("max_overlong_fraction",)
 # How a test file is cut into jobs, not what a job makes: changing it renames the shards.
 LAYOUT_KEYS = ("samples_per_shard",)
 

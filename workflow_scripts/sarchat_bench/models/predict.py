@@ -3,7 +3,7 @@
 A shard is a contiguous slice of a test file. Completed records are appended to an
 undeclared `.partial` file and fsync'ed after every call to the engine, so a killed job loses
 at most the call in flight; on restart a truncated last line is cut off and ids already done are
-skipped. The partial file's first line is its manifest (workstate.py): the model, adapter,
+skipped. The partial file's first line is its manifest (core.workstate): the model, adapter,
 settings and records it was made from. A partial file made from anything else (a retrained
 adapter, changed settings, a regenerated test file) is discarded, never merged. Only when
 the shard is complete is its declared output written (atomically, in test-file order);
@@ -23,7 +23,7 @@ import orjson
 
 from sarchat_bench.core.errors import InputError, SarchatError
 from sarchat_bench.core.io import atomic_output, iter_jsonl
-from sarchat_bench.core.sharding import shard_range
+from sarchat_bench.core.sharding import shard_range_by_group
 from sarchat_bench.core.workstate import describe_change, digest
 from sarchat_bench.models.jobs import ModelJob
 from sarchat_bench.paper.records import with_image_files
@@ -44,7 +44,38 @@ def shard_records(test_path, shard: tuple[int, int]) -> list[dict]:
             raise InputError(test_path, "duplicated id", record=f"line {i} (id {rid})")
         ids.add(rid)
         records.append(rec)
-    return records[slice(*shard_range(len(records), shard))]
+    # An image's records stay in one shard, so that one engine sees them all (vLLM's prefix cache).
+    return records[slice(*shard_range_by_group([image_key(r) for r in records], shard))]
+
+
+def image_key(record: dict) -> tuple:
+    return tuple(record["images"])
+
+
+def grouped_by_image(records: list[dict]) -> list[dict]:
+    """The records with each image's together, images in order of first appearance (a stable
+    regrouping: the test files already hold an image's records side by side)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault(image_key(r), []).append(r)
+    return [r for group in groups.values() for r in group]
+
+
+def batch_end(records: list[dict], start: int, size: int) -> int:
+    """Where the engine call that starts at `start` ends: whole images' records, at most `size`
+    of them; only an image with more records than a call holds is split."""
+    end, total = start, len(records)
+    while end < total:
+        group_end = end + 1
+        while group_end < total and image_key(records[group_end]) == image_key(records[end]):
+            group_end += 1
+        if group_end - start <= size:
+            end = group_end
+        elif end == start:
+            return start + size
+        else:
+            break
+    return end
 
 
 def records_digest(records: list[dict]) -> str:
@@ -109,7 +140,7 @@ def run_shard(records: list[dict], predict: PredictFn, out_path, partial_path, *
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     done = read_partial(partial_path, made_from)
     wanted = {r["id"] for r in records}
-    todo = [r for r in records if r["id"] not in done]
+    todo = grouped_by_image([r for r in records if r["id"] not in done])
     log.info("%s: %d records, %d already done, %d to predict (batch size %d)", out_path, len(records),
              len(records) - len(todo), len(todo), batch_size)
     start = last = time.monotonic()
@@ -121,7 +152,7 @@ def run_shard(records: list[dict], predict: PredictFn, out_path, partial_path, *
         kept = partial.tell()  # what earlier runs left, kept whatever this one does
         i = 0
         while i < len(todo):
-            batch = todo[i:i + batch_size]
+            batch = todo[i:batch_end(todo, i, batch_size)]
             try:
                 responses = predict(batch)
             except Exception as err:  # noqa: BLE001 - only out-of-memory is handled; the rest re-raised
@@ -215,7 +246,9 @@ def predict_shard(job: ModelJob, *, test: str, shard: tuple[int, int], out, part
                                   engine_kwargs={**load, **settings.get("engine_kwargs", {})})
         per_call = options["requests_per_call"] if settings["backend"] == "vllm" else options["batch_size"]
     summary = run_shard(records, predict, out, partial, batch_size=per_call, made_from=made_from)
-    write_inference(out, made_from)
+    training = {k: adapter[k] for k in ("training_samples", "samples_over_max_length", "max_length")
+                if k in adapter} if adapter else None
+    write_inference(out, made_from, training)
     return summary
 
 
@@ -257,12 +290,8 @@ def swift_predictor(model: str, *, model_type: str, template: str, adapters: lis
     elif backend == "vllm":
         from swift.infer_engine import VllmEngine
 
-        if adapters:
-            kwargs.setdefault("enable_lora", True)
-            kwargs.setdefault("max_lora_rank", 64)
-        kwargs.pop("local_repo_path", None)  # vLLM loads models with its own code
         engine = VllmEngine(model, model_type=model_type, template_type=template, adapters=adapters or None,
-                            torch_dtype=dtype, **kwargs)
+                            torch_dtype=dtype, **vllm_kwargs(kwargs, adapters))
     else:
         raise ValueError(f"unknown inference backend {backend!r} (transformers or vllm)")
     config = RequestConfig(max_tokens=max_new_tokens, temperature=0)
@@ -276,6 +305,19 @@ def swift_predictor(model: str, *, model_type: str, template: str, adapters: lis
         return answers
 
     return predict
+
+
+def vllm_kwargs(engine_kwargs: dict, adapters: list[str] | None) -> dict:
+    """VllmEngine's keyword arguments: the entry's own, over these defaults."""
+    kwargs = dict(engine_kwargs)
+    # An image's questions share their prefix (system prompt, the image): vLLM computes it once
+    # per image when it is cached (run_shard sends an image's records in one call).
+    kwargs.setdefault("enable_prefix_caching", True)
+    if adapters:
+        kwargs.setdefault("enable_lora", True)
+        kwargs.setdefault("max_lora_rank", 64)
+    kwargs.pop("local_repo_path", None)  # vLLM loads models with its own code
+    return kwargs
 
 
 def images_readable(record: dict) -> bool:

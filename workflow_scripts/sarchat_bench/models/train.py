@@ -5,7 +5,7 @@ the declared outputs of a failed job, and a LoRA run's checkpoints must survive 
 declared output is a small sentinel JSON written last, naming the final adapter. A rerun
 after a kill resumes from the newest complete checkpoint (`--resume_from_checkpoint`
 restores optimizer, scheduler and data position), but only if the work folder was made from
-the same model, data and weight-affecting settings (its manifest, see workstate.py): a
+the same model, data and weight-affecting settings (its manifest, see core.workstate): a
 changed learning rate trains a new adapter from step 0.
 """
 
@@ -22,12 +22,12 @@ from pathlib import Path
 
 import orjson
 
-from sarchat_bench.core.errors import SarchatError
+from sarchat_bench.core.errors import InputError, SarchatError
 from sarchat_bench.core.io import atomic_output, save_figure, write_json
 from sarchat_bench.core.workstate import claim_folder, digest, file_digest
-from sarchat_bench.models.jobs import ModelJob
+from sarchat_bench.models.jobs import JOB_CHECK_KEYS, ModelJob
 from sarchat_bench.models.sources import OFFLINE, cache_env, local_model, source_identity
-from sarchat_bench.paper.records import IMAGE_ROOT_ENV
+from sarchat_bench.paper.records import IMAGE_ROOT_ENV, image_file
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,75 @@ def train_log_path(sentinel: str | os.PathLike) -> Path:
     return Path(sentinel).with_name("train_log.jsonl")
 
 
+# Over-long samples a training job accepts without a setting (training.max_overlong_fraction).
+DEFAULT_MAX_OVERLONG_FRACTION = 0.001
+
+
+def record_shapes(dataset: str | os.PathLike, image_root: str | os.PathLike | None = None
+                  ) -> list[tuple[list[tuple[int, int]], list[tuple[str, str]]]]:
+    """Each training record's image sizes and (role, content) messages. SARChat records carry
+    their image's size in `truth`; another file's images are read for their size (header only,
+    once per file), relative paths below `image_root` (paper.records.image_file)."""
+    from PIL import Image
+
+    from sarchat_bench.core.io import iter_jsonl
+
+    sizes: dict[str, tuple[int, int]] = {}
+    shapes = []
+    for line, rec in enumerate(iter_jsonl(dataset), start=1):
+        try:
+            messages = [(m["role"], m["content"]) for m in rec["messages"]]
+            truth = orjson.loads(rec["truth"]) if isinstance(rec.get("truth"), str) else {}
+            if "width" in truth and len(rec.get("images", [])) == 1:
+                image_sizes = [(truth["width"], truth["height"])]
+            else:
+                image_sizes = []
+                for path in rec.get("images", []):
+                    if path not in sizes:
+                        with Image.open(image_file(path, image_root, dataset, f"line {line}")) as image:
+                            sizes[path] = image.size
+                    image_sizes.append(sizes[path])
+        except (KeyError, TypeError, OSError, orjson.JSONDecodeError) as err:
+            raise InputError(dataset, f"cannot size the record ({type(err).__name__}: {err})",
+                             record=f"line {line}") from None
+        shapes.append((image_sizes, messages))
+    return shapes
+
+
+def overlong_samples(job: ModelJob, dataset: str | os.PathLike, model_path: str | os.PathLike) -> dict:
+    """How many training samples are longer than max_length for this model: image tokens as
+    its ms-swift template counts them, the texts with its own tokenizer (distinct texts once),
+    the template's chat turn around each message (models.tokens)."""
+    from sarchat_bench.models.tokens import Conversations, TextTokens, processor_params
+
+    spec = job.spec
+    text = TextTokens.of_model(model_path)
+    max_pixels = spec.settings.get("extra_args", {}).get("max_pixels")
+    lengths = Conversations(spec.template, text, spec.env, processor_params(spec.template, model_path, text),
+                            max_pixels).lengths(record_shapes(dataset, job.run.image_root))
+    max_length = spec.settings["max_length"]
+    return {"samples": len(lengths), "over": sum(1 for n in lengths if n > max_length),
+            "longest": max(lengths, default=0), "max_length": max_length}
+
+
+def check_overlong(job: ModelJob, counted: dict) -> None:
+    """Stop before `swift sft` when more samples than training.max_overlong_fraction are over
+    max_length: ms-swift would drop each one silently and train on a random other sample."""
+    from sarchat_bench.models.tokens import image_size_knob
+
+    limit = job.run.options.get("max_overlong_fraction", DEFAULT_MAX_OVERLONG_FRACTION)
+    samples, over = counted["samples"], counted["over"]
+    log.info("%s: %d of %d training samples are longer than max_length %d tokens (longest %d; at most %.3g %% "
+             "allowed)", job.model, over, samples, counted["max_length"], counted["longest"], 100 * limit)
+    if samples and over / samples > limit:
+        raise TrainingError(
+            f"{job.model}: {over} of {samples} training samples ({100 * over / samples:.2f} %) are longer than "
+            f"max_length {counted['max_length']} (longest {counted['longest']} tokens), more than "
+            f"training.max_overlong_fraction ({100 * limit:g} %); ms-swift would drop them silently. Raise the "
+            f"model's train: {{max_length: {counted['longest']}}}, or shrink its images "
+            f"({image_size_knob(job.spec.template)}), or raise max_overlong_fraction")
+
+
 def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) -> dict:
     """Run (or resume) one model's LoRA training and write the sentinel naming the adapter.
 
@@ -170,10 +239,12 @@ def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) 
     made_from = {"spec": spec.as_dict(), "model": source_identity(model_path, spec.source),
                  "dataset": file_digest(dataset)}
     work_dir = Path(work_dir)
+    counted = overlong_samples(job, dataset, model_path)
+    check_overlong(job, counted)
     resume = latest_checkpoint(work_dir) if claim_folder(work_dir, made_from, model) else None
+    options = {k: v for k, v in job.run.options.items() if k not in JOB_CHECK_KEYS}
     cmd = sft_command(model_path=model_path, model_type=spec.model_type, template=spec.template, dataset=dataset,
-                      work_dir=work_dir, settings={**spec.settings, **job.run.options}, load=load,
-                      resume_from=resume)
+                      work_dir=work_dir, settings={**spec.settings, **options}, load=load, resume_from=resume)
     if resume and is_final(resume):
         # A job killed after its last save: resuming would train one step more than asked
         # (the trainer steps once before it checks max_steps) and call that the adapter.
@@ -200,7 +271,9 @@ def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) 
     state = orjson.loads((final / "trainer_state.json").read_bytes())
     info = {"model": model, "adapter": str(final), "global_step": state.get("global_step"),
             "resumed_from": str(resume) if resume else None, "loss_points": points, "command": cmd,
-            "made_from": digest(made_from), "adapter_digest": adapter_digest(final)}
+            "made_from": digest(made_from), "adapter_digest": adapter_digest(final),
+            "training_samples": counted["samples"], "samples_over_max_length": counted["over"],
+            "max_length": counted["max_length"]}
     write_json(sentinel, info)
     return info
 

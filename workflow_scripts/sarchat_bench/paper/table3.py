@@ -30,21 +30,26 @@ DECIMALS = 2
 
 # The metrics each cell's score file reports; the first ones are Table 3 columns, the rest
 # diagnostics (docs/scoring.md).
+# RefCOCO-style Acc@0.5 of the single-target box cells, for comparison with other benchmarks'
+# numbers: the share of samples whose answer's first box has IoU >= .5 with the target (and, for
+# grounding, its category). Eq. 3 stays the paper's figure.
+FIRST_BOX_ACC = "first_box_acc50"
 CELL_METRICS = {
     "classify": ("category",),
     "describe": ("phrase",),
     "count": ("only_count", "instance_iou25", "instance_iou50"),
-    "grounding_single": ("box_category_iou50", "box_category_iou25", "abstract_position"),
+    "grounding_single": ("box_category_iou50", "box_category_iou25", "abstract_position", FIRST_BOX_ACC),
     "grounding_multi": ("box_category_iou50", "box_category_iou25", "abstract_position"),
     "identify_single": ("category", "position", "size", "shape"),
     "identify_multi": ("category", "position", "size", "shape"),
-    "refer_single": ("iou25", "iou50"),
+    "refer_single": ("iou25", "iou50", FIRST_BOX_ACC),
     "refer_multi": ("iou25", "iou50"),
 }
 # What Eq. 3 counts for each metric; a metric not named here counts samples.
 UNITS = {"phrase": "phrases (category, position)", "instance_iou25": "boxes", "instance_iou50": "boxes",
          "box_category_iou50": "boxes with category", "box_category_iou25": "boxes with category",
-         "abstract_position": "relation statements", "iou25": "boxes", "iou50": "boxes"}
+         "abstract_position": "relation statements", "iou25": "boxes", "iou50": "boxes",
+         FIRST_BOX_ACC: "samples (their first box)"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,11 @@ COLUMNS = (
     Column("Classify", "classify", "category"),
 )
 COLUMN_NAMES = [c.name for c in COLUMNS]
+# Not columns of Table 3: figures other benchmarks report, beside the paper's in the interval table.
+PEER_COLUMNS = (
+    Column("Ground single Acc@0.5", "grounding_single", FIRST_BOX_ACC),
+    Column("Ref single Acc@0.5", "refer_single", FIRST_BOX_ACC),
+)
 # The tasks as Table 3 and Figure 1 name them, in the order of Table 3's column groups.
 TASK_LABELS = {"count": "Instance Counting", "grounding": "Spatial Grounding", "identify": "Cross-Modal Identification",
                "refer": "Referring", "describe": "Fine-Grained Description", "classify": "Classification"}

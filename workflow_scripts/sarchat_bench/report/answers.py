@@ -88,7 +88,9 @@ def cell_section(cell: str, test_path, predictions_path, details_path, score_pat
     (paper.records.image_file)."""
     test = {rec["id"]: rec for rec in read_jsonl(test_path)}
     details = {d["id"]: d for d in read_jsonl(details_path)}
-    answers, _ = load_predictions(predictions_path, set(test), bad_responses="failure")
+    # Whatever its score job read: a `swift infer` result file too, which the score job accepts
+    # only from a model of mode predictions.
+    answers, _ = load_predictions(predictions_path, set(test), bad_responses="failure", swift_results_of=test_path)
     coords = read_json(score_path).get("coords", "pixel")  # how the scorer read the boxes it drew
     judged = {i: verdict(details[i]) for i in test}
     groups = {i: g for i, (g, _) in judged.items()}

@@ -22,6 +22,7 @@ from sarchat_bench.paper.printed import PAPER
 from sarchat_bench.paper.table3 import (
     COLUMN_NAMES,
     COLUMNS,
+    PEER_COLUMNS,
     TASK_LABELS,
     average,
     average_of_replicates,
@@ -38,7 +39,9 @@ PROVENANCE_NOTE = ("From the score files: each inference job records its package
 AVG_CI = ("Avg CI95 low", "Avg CI95 high")
 CI_NOTE = ("95 % percentile bootstrap over samples (1000 resamples, seeded). The average's: each cell's samples "
            "resampled, all of that cell's columns from the same resample, Eq. 5 and Eq. 4 recomputed per resample. "
-           "Parse failures count as wrong and stay in the denominator.")
+           "Parse failures count as wrong and stay in the denominator. \"Acc@0.5\" rows are not Table 3 columns: "
+           "the RefCOCO-style share of samples whose answer's first box has IoU >= .5 with the target (grounding: "
+           "and names its category), for comparison with other benchmarks.")
 
 
 def load_scores(score_files: dict[str, dict[str, str]]) -> dict[str, dict[str, dict]]:
@@ -114,7 +117,8 @@ def table3(scores: dict, registry: dict, intervals: dict | None = None) -> tuple
 
 def ci_table(scores: dict, intervals: dict | None = None) -> pd.DataFrame:
     """Per model and column: value, interval, units and parse failures; the average's interval
-    first where `intervals` has it."""
+    first where `intervals` has it, then Table 3's columns, then the figures other benchmarks
+    report (PEER_COLUMNS: RefCOCO-style Acc@0.5), where the score file has them."""
     rows = []
     for model, cells in sorted(scores.items()):
         if intervals and model in intervals:
@@ -126,9 +130,9 @@ def ci_table(scores: dict, intervals: dict | None = None) -> pd.DataFrame:
                          "Parse failures": sum(c["parse_failures"] for c in cells.values()),
                          "Missing predictions": sum(c["missing_predictions"] for c in cells.values()),
                          "Cell samples": sum(weights.values())})
-        for column in COLUMNS:
+        for column in (*COLUMNS, *PEER_COLUMNS):
             score = cells.get(column.cell)
-            if not score:
+            if not score or column.metric not in score["metrics"]:  # a score file made before the metric
                 continue
             m = score["metrics"][column.metric]
             rows.append({"Model": model, "Column": column.name, "Cell": column.cell, "Value": m["value"],
@@ -203,6 +207,10 @@ def provenance_table(scores: dict) -> pd.DataFrame:
             "Source": distinct([_source_text(r["model"]["source"]) for r in inference] + made_elsewhere),
             "Revision / files": distinct(_identity_text(r["model"]["identity"]) for r in inference),
             "Adapter": distinct(_short(r["model"]["adapter_digest"]) for r in inference),
+            # Counted by the training job before swift sft (ms-swift drops these silently).
+            "Training samples over max_length": distinct(
+                f"{t['samples_over_max_length']} of {t['training_samples']} (max_length {t['max_length']})"
+                for r in inference if (t := r["model"].get("training"))),
             **{package: distinct(r["job"]["packages"].get(package) for r in inference)
                for package in PROVENANCE_PACKAGES},
             "Commit (inference)": distinct(_short(r["job"]["git_commit"]) for r in inference),

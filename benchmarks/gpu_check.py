@@ -1,0 +1,166 @@
+#!/usr/bin/env python
+"""The GPU check's Python half (benchmarks/gpu_check.sh runs it): a tiny model trained through
+`python -m sarchat_bench train` and predicted through the workflow's inference code
+(models/predict.py predict_shard: the transformers backend, then vLLM where it imports), with
+training and inference tokens per second and peak GPU memory printed.
+
+    python benchmarks/gpu_check.py --out DIR [--cpu-dry-run] [--steps 30] [--train '{"grouping": ...}']
+
+`--train` passes extra `train:` settings (JSON) to the training job, e.g. the grouping or packing
+options of issue #22 part B once they exist. `--cpu-dry-run` runs the same chain on the CPU in
+float32 (what the tests run); on a GPU it trains in bfloat16. The data is the generated demo
+dataset; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow_scripts"))
+
+ARCHITECTURE = "qwen2_vl"  # ms-swift's Qwen2-VL path: dynamic resolution, vLLM serves it
+TINY_ENV = {"MAX_PIXELS": "12544"}
+
+
+def dataset(root: Path) -> dict:
+    """The demo dataset's training mix and its identification test file (several questions an image)."""
+    from sarchat_bench.dataset.annotations import load_split, write_boxes
+    from sarchat_bench.dataset.build import build_test_cell, build_train_mix
+    from sarchat_bench.dataset.demo_data import generate
+
+    generate(root / "SARDet_100K", seed=0, images_per_split={"train": 24, "test": 8})
+    tables = {}
+    for split in ("train", "test"):
+        images, _ = load_split(root / "SARDet_100K", split)
+        write_boxes(root / f"{split}.boxes.json", images)
+        tables[split] = root / f"{split}.boxes.json"
+    build_train_mix([tables["train"]], root / "train.jsonl", seed=0)
+    build_test_cell("identify_multi", [tables["test"]], root / "identify_multi.jsonl", seed=0)
+    return {"train": root / "train.jsonl", "test": root / "identify_multi.jsonl"}
+
+
+def spec(model: Path, settings: dict, gpus: int) -> dict:
+    return {"model_path": str(model), "model_type": ARCHITECTURE, "template": ARCHITECTURE,
+            "source": {"tiny": ARCHITECTURE}, "env": TINY_ENV, "load": {}, "environment": "default", "gpus": gpus,
+            "settings": settings}
+
+
+def train(root: Path, data: dict, model: Path, args, gpu: bool) -> dict:
+    settings = {"tuner_type": "lora", "lora_rank": 8, "lora_alpha": 32, "target_modules": "all-linear",
+                "learning_rate": 1e-4, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
+                "torch_dtype": "bfloat16" if gpu else "float32", "gradient_checkpointing": True,
+                "max_steps": args.steps, "max_length": 2048, **json.loads(args.train or "{}")}
+    run = {"options": {"save_steps": args.steps, "logging_steps": 1}, "cache_dir": str(root / "cache"), "threads": 4}
+    sentinel = root / "adapter.json"
+    cmd = [sys.executable, "-m", "sarchat_bench", "train", "--model", "gpu-check", "--spec",
+           json.dumps(spec(model, settings, 1 if gpu else 0)), "--run", json.dumps(run),
+           "--dataset", str(data["train"]), "--work-dir", str(root / "work"), "--sentinel", str(sentinel)]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow_scripts"), "MODELSCOPE_CACHE": str(root / "ms")}
+    start = time.monotonic()
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - start
+    (root / "train.log").write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise SystemExit(f"training failed ({result.returncode}); its log: {root / 'train.log'}\n"
+                         + (result.stdout + result.stderr)[-3000:])
+    logged = [json.loads(line) for line in (root / "work" / "logging.jsonl").read_text().splitlines()]
+    runtime = next((r["train_runtime"] for r in logged if "train_runtime" in r), seconds)
+    samples = args.steps * settings["per_device_train_batch_size"] * settings["gradient_accumulation_steps"]
+    return {"seconds": seconds, "train_runtime": runtime, "samples": samples, "settings": settings,
+            "peak_memory_gib": max((r.get("memory(GiB)", 0) for r in logged), default=0),
+            "adapter": json.loads(sentinel.read_text())}
+
+
+def mean_training_tokens(data: dict, model: Path) -> float:
+    from sarchat_bench.models.tokens import Conversations, TextTokens, processor_params
+    from sarchat_bench.models.train import record_shapes
+
+    text = TextTokens.of_model(model)
+    lengths = Conversations(ARCHITECTURE, text, TINY_ENV, processor_params(ARCHITECTURE, model, text)).lengths(
+        record_shapes(data["train"]))
+    return sum(lengths) / len(lengths)
+
+
+def infer(root: Path, data: dict, model: Path, backend: str, gpu: bool) -> dict:
+    """One shard of the identification file through predict_shard, in this process (its GPU memory is ours)."""
+    from sarchat_bench.models.jobs import JobSpec, ModelJob, Resources, RunOptions
+    from sarchat_bench.models.predict import predict_shard
+
+    settings = {"backend": backend, "torch_dtype": "bfloat16" if gpu else "float32", "max_new_tokens": 48}
+    job = ModelJob("gpu-check", "infer", JobSpec.from_dict(spec(model, settings, None)),
+                   RunOptions({"batch_size": 16, "requests_per_call": 256, "concurrency": 1, "retries": 0,
+                               "request_timeout_s": 60}, str(root / "cache"), 4), Resources(1 if gpu else 0, 4, 0, 0))
+    out = root / f"predictions-{backend}.jsonl"
+    if gpu:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    start = time.monotonic()
+    summary = predict_shard(job, test=str(data["test"]), shard=(1, 1), out=str(out),
+                            partial=str(root / f"{backend}.partial.jsonl"), adapter_info=str(root / "adapter.json"))
+    seconds = time.monotonic() - start
+    from sarchat_bench.models.tokens import TextTokens
+
+    text = TextTokens.of_model(model)
+    generated = sum(text.counts([json.loads(line)["response"] for line in out.read_text().splitlines()]))
+    peak = 0.0
+    if gpu:
+        import torch
+
+        peak = torch.cuda.max_memory_allocated() / 2 ** 30
+    return {"records": summary["records"], "seconds": seconds, "generated_tokens": generated, "peak_memory_gib": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="scratch folder (data, model, checkpoints, predictions)")
+    parser.add_argument("--cpu-dry-run", action="store_true", help="the same chain on the CPU in float32")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--train", default="", help="extra train: settings as JSON (e.g. part B's grouping)")
+    args = parser.parse_args()
+    import torch
+
+    gpu = not args.cpu_dry_run
+    if gpu and not torch.cuda.is_available():
+        raise SystemExit("no CUDA GPU visible: run with --cpu-dry-run to check the chain on the CPU")
+    root = Path(args.out).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    from sarchat_bench.models.tiny import build
+
+    data = dataset(root)
+    model = build(ARCHITECTURE, root / "model", [data["train"]])
+    device = torch.cuda.get_device_name(0) if gpu else "CPU (dry run)"
+    print(f"device: {device}; torch {torch.__version__}; tiny {ARCHITECTURE}; extra train settings: "
+          f"{args.train or 'none'}", flush=True)
+    trained = train(root, data, model, args, gpu)
+    tokens = mean_training_tokens(data, model) * trained["samples"]
+    print(f"training: {trained['samples']} samples, {args.steps} steps in {trained['train_runtime']:.1f} s "
+          f"({tokens / trained['train_runtime']:.0f} tokens/s, {trained['samples'] / trained['train_runtime']:.1f} "
+          f"samples/s; job {trained['seconds']:.0f} s with start-up); peak GPU memory "
+          f"{trained['peak_memory_gib']:.2f} GiB; samples over max_length "
+          f"{trained['adapter']['samples_over_max_length']} of {trained['adapter']['training_samples']}", flush=True)
+    backends = ["transformers"]
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        print("inference (vllm): vLLM does not import here; skipped", flush=True)
+    else:
+        if gpu:
+            backends.append("vllm")
+    for backend in backends:
+        done = infer(root, data, model, backend, gpu)
+        print(f"inference ({backend}): {done['records']} records in {done['seconds']:.1f} s "
+              f"({done['generated_tokens'] / done['seconds']:.0f} generated tokens/s, "
+              f"{done['records'] / done['seconds']:.1f} records/s); peak GPU memory {done['peak_memory_gib']:.2f} GiB",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
