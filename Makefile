@@ -9,34 +9,42 @@ CORES ?= all
 # `make setup TORCH_CUDA=cu128` (or cu126): same torch and torchvision versions.
 TORCH_CUDA ?=
 TORCH_PINS := $(shell grep -oE '^(torch|torchvision)==[^ ]+' envs/base.txt)
-STAMP := $(VENV)/.installed-$(shell cat envs/default.txt envs/base.txt | cksum | cut -d' ' -f1)$(TORCH_CUDA)
+# Installs are the locked versions (envs/locks/<name>.txt, written by `make lock` from the pins in
+# envs/<name>.txt): the pins are the request, the lock constrains every package. A changed pin or
+# lock reinstalls. With TORCH_CUDA, the lock's CUDA 13 libraries (which PyPI's torch needs and a
+# CUDA 12 torch replaces with its own) are left out of the constraints: .venv/locked-<name>.txt.
+CUDA_LIBRARIES := ^(nvidia-|cuda-)
+locked = grep -vE '$(if $(TORCH_CUDA),$(CUDA_LIBRARIES),^$$)' envs/locks/$(1).txt > $(VENV)/locked-$(1).txt
+STAMP := $(VENV)/.installed-$(shell cat envs/default.txt envs/base.txt envs/locks/default.txt | cksum | cut -d' ' -f1)$(TORCH_CUDA)
 # Another environment without conda: `make env ENV=transformers4` builds .venvs/transformers4
 # (README, "Environments"); rebuilt when its file or the default environment changes.
 ENV ?= transformers4
 # What `make gpu-wheelhouse` leaves out, for the GPU machine to have (benchmarks/gpu_wheelhouse.sh).
 GPU_WHEELHOUSE_SKIP ?= pyarrow scipy pandas
-ENV_STAMP = .venvs/$(ENV)/.installed-$(shell cat envs/$(ENV).txt envs/base.txt | cksum | cut -d' ' -f1)-$(notdir $(STAMP))
+ENV_STAMP = .venvs/$(ENV)/.installed-$(shell cat envs/$(ENV).txt envs/base.txt envs/locks/$(ENV).txt | cksum | cut -d' ' -f1)-$(notdir $(STAMP))
 
 .PHONY: setup env flash-attn lock demo test lint bench gpu-wheelhouse clean
 
 setup: $(STAMP)
 
-$(STAMP): envs/default.txt envs/base.txt
+$(STAMP): envs/default.txt envs/base.txt envs/locks/default.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --isolated --upgrade pip
+	$(call locked,default)
 ifneq ($(TORCH_CUDA),)
 	$(BIN)/python -m pip install --isolated --index-url https://download.pytorch.org/whl/$(TORCH_CUDA) \
 		$(addsuffix +$(TORCH_CUDA),$(TORCH_PINS))
 endif
 	# --isolated: ignore pip config that prefers a local CPU-only torch wheel; the PyPI
 	# torchvision needs the regular torch build (which runs on CPU too).
-	$(BIN)/python -m pip install --isolated -r envs/default.txt
+	$(BIN)/python -m pip install --isolated -r envs/default.txt -c $(VENV)/locked-default.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 env: $(ENV_STAMP)
 
-$(ENV_STAMP): $(STAMP) envs/$(ENV).txt envs/base.txt
-	$(RUN) python -m sarchat_bench envs --build $(ENV)
+$(ENV_STAMP): $(STAMP) envs/$(ENV).txt envs/base.txt envs/locks/$(ENV).txt
+	$(call locked,$(ENV))
+	$(RUN) python -m sarchat_bench envs --build $(ENV) --constraints $(VENV)/locked-$(ENV).txt
 	touch $@
 
 demo: setup  ## the whole chain on the generated demo dataset, then the HTML report
@@ -57,7 +65,7 @@ flash-attn: setup  ## flash-attn into .venv (GPU nodes only), for train: {packin
 	$(BIN)/python -m pip install --isolated wheel ninja packaging
 	$(BIN)/python -m pip install --isolated --no-build-isolation -r envs/gpu/flash-attn.txt
 
-lock: setup  ## resolve every environment against the registry and pin all of it (envs/locks/)
+lock: setup  ## resolve every environment against the registry and pin all of it (envs/locks/): the only way installed versions move
 	$(RUN) python -m sarchat_bench envs --lock
 
 lint: setup  ## snakemake --lint, snakefmt and ruff (make test runs them too)

@@ -43,7 +43,8 @@ def dataset(root: Path) -> dict:
         tables[split] = root / f"{split}.boxes.json"
     build_train_mix([tables["train"]], root / "train.jsonl", seed=0)
     build_test_cell("identify_multi", [tables["test"]], root / "identify_multi.jsonl", seed=0)
-    return {"train": root / "train.jsonl", "test": root / "identify_multi.jsonl"}
+    # The records name their images relative to this root (docs/decisions.md, D18).
+    return {"train": root / "train.jsonl", "test": root / "identify_multi.jsonl", "images": root / "SARDet_100K"}
 
 
 def spec(model: Path, settings: dict, gpus: int) -> dict:
@@ -57,7 +58,8 @@ def train(root: Path, data: dict, model: Path, args, gpu: bool) -> dict:
                 "learning_rate": 1e-4, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
                 "torch_dtype": "bfloat16" if gpu else "float32", "gradient_checkpointing": True,
                 "max_steps": args.steps, "max_length": 2048, **json.loads(args.train or "{}")}
-    run = {"options": {"save_steps": args.steps, "logging_steps": 1}, "cache_dir": str(root / "cache"), "threads": 4}
+    run = {"options": {"save_steps": args.steps, "logging_steps": 1}, "cache_dir": str(root / "cache"), "threads": 4,
+           "image_root": str(data["images"])}
     sentinel = root / "adapter.json"
     cmd = [sys.executable, "-m", "sarchat_bench", "train", "--model", "gpu-check", "--spec",
            json.dumps(spec(model, settings, 1 if gpu else 0)), "--run", json.dumps(run),
@@ -96,7 +98,8 @@ def infer(root: Path, data: dict, model: Path, backend: str, gpu: bool) -> dict:
     settings = {"backend": backend, "torch_dtype": "bfloat16" if gpu else "float32", "max_new_tokens": 48}
     job = ModelJob("gpu-check", "infer", JobSpec.from_dict(spec(model, settings, None)),
                    RunOptions({"batch_size": 16, "requests_per_call": 256, "concurrency": 1, "retries": 0,
-                               "request_timeout_s": 60}, str(root / "cache"), 4), Resources(1 if gpu else 0, 4, 0, 0))
+                               "request_timeout_s": 60}, str(root / "cache"), 4, str(data["images"])),
+                   Resources(1 if gpu else 0, 4, 0, 0))
     out = root / f"predictions-{backend}.jsonl"
     if gpu:
         import torch

@@ -14,6 +14,7 @@ sys.path.insert(0, str(SCRIPTS_DIR))
 shell.prefix(f"export PYTHONPATH={shlex.quote(str(SCRIPTS_DIR))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from sarchat_bench.core.sharding import record_count, shard_count, shard_labels  # noqa: E402
+from sarchat_bench.dataset.annotations import annotation_file  # noqa: E402
 from sarchat_bench.dataset.build import generator_params  # noqa: E402
 from sarchat_bench.evaluation.scoring import details_path  # noqa: E402
 from sarchat_bench.models.grouping import grouped_mix, grouped_mixes  # noqa: E402
@@ -64,6 +65,12 @@ def sardet_root():
     if config["download"]["source"] != "none":
         return DOWNLOAD_ROOT
     return config["sardet_root"] or DEMO_ROOT
+
+
+# Records name their images relative to the SARDet-100K root; the jobs that open them resolve
+# them against this folder (config image_root, by default the one the dataset is built from).
+# Passed as an untracked param: moving the images reruns nothing (docs/decisions.md, D18).
+IMAGE_ROOT = str(Path(config["image_root"] or sardet_root()).resolve())
 
 
 def cells_of(task):
@@ -119,6 +126,8 @@ RUN_MODELS = run_models(config)
 SCORED_MODELS = list(dict.fromkeys(RUN_MODELS + config["report"]["baselines"]))
 # Where models are downloaded once (prefetch_model) and read offline by the model jobs.
 CACHE_DIR = config["cache_dir"]
+# The commits hub revisions resolved to, recorded once (prefetch_model) and checked by the model jobs.
+MODEL_LOCK_OPTION = f"--model-lock {shlex.quote(config['model_lock'])}" if config["model_lock"] else ""
 
 
 def model_entry(model):
@@ -144,7 +153,7 @@ def job_spec(section):
 
 def job_run(section):
     """The model job's run options (models.jobs): how it runs; a change reruns nothing."""
-    return lambda wildcards, threads: ModelJob.of(config, wildcards.model, section, threads).run.to_json()
+    return lambda wildcards, threads: ModelJob.of(config, wildcards.model, section, threads, IMAGE_ROOT).run.to_json()
 
 
 def job_threads(section):

@@ -44,7 +44,7 @@ rule download_sardet:
 rule annotations:
     """Validate and filter one split's COCO annotations into a box table and a filter report."""
     input:
-        f"{sardet_root()}/Annotations/{{split}}.json",
+        lambda w: str(annotation_file(sardet_root(), w.split)),
     output:
         table=f"{SARCHAT}/annotations/{{split}}.boxes.json",
         report=f"{SARCHAT}/annotations/{{split}}.report.json",
@@ -55,7 +55,7 @@ rule annotations:
     conda:
         "../envs/default.yaml"
     params:
-        root=lambda w, input: Path(input[0]).parents[1],
+        root=str(Path(sardet_root())),
         categories=" ".join(DATASET["categories"]),
         tolerance=DATASET["bbox_tolerance"],
         check_images=("--check-image-headers" if DATASET["check_image_headers"] else "")
@@ -209,7 +209,9 @@ rule export_hf:
         "../envs/default.yaml"
     params:
         dataset_dir=lambda w, input: Path(input.train).parent,
-        image_root=sardet_root(),
+        # Where the images are read from, not what is written (they are keyed by their path
+        # below the root): a change reruns nothing (D20).
+        image_root=untracked(IMAGE_ROOT),
         settings=json.dumps(DATASET, sort_keys=True),
         demo="--demo" if sardet_root() == DEMO_ROOT else "",
     shell:

@@ -159,10 +159,12 @@ rule answer_browser:
     params:
         per_cell=config["report"]["answers_per_cell"],
         side=config["report"]["thumbnail_px"],
+        # Where the images are, not what the page shows: a change reruns nothing.
+        image_root=untracked(IMAGE_ROOT),
     shell:
         "python -m sarchat_bench answers --out {output} --model {wildcards.model} --cell {wildcards.cell}"
         " --test {input.test} --predictions {input.predictions} --details {input.details} --score {input.score}"
-        " --per-cell {params.per_cell} --side {params.side} 2> {log}"
+        " --per-cell {params.per_cell} --side {params.side} --image-root {params.image_root:q} 2> {log}"
 
 
 rule lmms_tasks:
@@ -179,7 +181,8 @@ rule lmms_tasks:
         "../envs/default.yaml"
     params:
         cells=lambda w, input: " ".join(f"{cell}={path}" for cell, path in zip(CELLS, input)),
-        image_root=sardet_root(),
+        # The task folder names the root its images are below: another root rewrites it.
+        image_root=IMAGE_ROOT,
     shell:
         "python -m sarchat_bench lmms-tasks --out {output} --image-root {params.image_root:q} {params.cells}"
         " 2> {log}"

@@ -16,9 +16,12 @@ rule prefetch_model:
     params:
         entry=lambda w: json.dumps({k: model_entry(w.model).get(k) for k in ("source", "code_repo")}, sort_keys=True),
         cache_dir=CACHE_DIR,
+        # What to fetch where the lock names it; a lock changed since stops the model jobs
+        # instead (models.sources.check_against_lock): a change reruns nothing.
+        lock=untracked(MODEL_LOCK_OPTION),
     shell:
         "python -m sarchat_bench prefetch --model {wildcards.model} --entry {params.entry:q}"
-        " --cache-dir {params.cache_dir:q} --out {output} 2> {log}"
+        " --cache-dir {params.cache_dir:q} --out {output} {params.lock} 2> {log}"
 
 
 rule tiny_model:

@@ -39,7 +39,7 @@ def identify_cell(demo_tables, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory, demo_tables):
+def tiny(tmp_path_factory, demo_tables, demo_root):
     from sarchat_bench.dataset.build import build_train_mix
     from sarchat_bench.models.tiny import build
 
@@ -47,4 +47,5 @@ def tiny(tmp_path_factory, demo_tables):
     train = root / "train.jsonl"
     build_train_mix([demo_tables["train"]], train, seed=0, tasks=["refer"])
     return {"qwen2_vl": build("qwen2_vl", root / "qwen2_vl", [train]),
-            "llava1_5_hf": build("llava1_5_hf", root / "llava1_5_hf", [train]), "train": train}
+            "llava1_5_hf": build("llava1_5_hf", root / "llava1_5_hf", [train]), "train": train,
+            "image_root": demo_root}  # the folder the training records' image paths are relative to

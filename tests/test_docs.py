@@ -32,3 +32,12 @@ def test_every_path_a_page_names_exists(page):
         elif test and f"def {test}" not in (REPO / path).read_text():
             missing.append(f"{path}::{test}")
     assert not missing, missing
+
+
+def test_the_readme_names_the_version_it_describes():
+    """README's version line is `sarchat_bench.__version__`, whatever that is now."""
+    from sarchat_bench import __version__
+
+    readme = " ".join((REPO / "README.md").read_text().split())
+    (named,) = re.findall(r"The version \(`sarchat_bench.__version__`, now ([^;]+);", readme)
+    assert named == __version__

@@ -27,6 +27,8 @@ def test_the_shipped_config_is_valid_and_paper_runs_the_papers_models():
     ({"run": ["nope"]}, r"config 'run' names unknown model\(s\) \['nope'\]; known: tiny-qwen2-vl"),
     ({"report": {"baselines": ["tiny-qwen2-vl"]}}, "report.baselines: model 'tiny-qwen2-vl' is not of mode baseline"),
     ({"sardet_root": "/no/such/SARDet_100K"}, "'/no/such/SARDet_100K' is not a SARDet-100K folder"),
+    ({"image_root": "/no/such/SARDet_100K"}, "image_root '/no/such/SARDet_100K' is not a SARDet-100K folder "
+                                             r"\(it has no JPEGImages/ folder\)"),
 ])
 def test_settings_that_cannot_work_are_refused_with_one_line(change, message):
     with pytest.raises(ConfigError, match=message):
@@ -94,3 +96,12 @@ def test_strings_become_what_the_schema_asks_for():
 @pytest.mark.parametrize("value", ["two", "1.5", ""])
 def test_what_does_not_spell_the_type_is_left_for_the_validator(value):
     assert coerce({"n": value}, {"properties": {"n": {"type": "integer"}}}) == {"n": value}
+
+
+def test_a_moved_dataset_needs_only_its_image_root(tmp_path):
+    """Built from a folder that was moved since: sardet_root names where it was (gone), and
+    image_root where its images are now (docs/dataset.md, "Moving a built dataset")."""
+    (tmp_path / "JPEGImages").mkdir()
+    moved = validated(config(sardet_root="/no/such/SARDet_100K", image_root=str(tmp_path)))
+    assert moved["image_root"] == str(tmp_path)
+    assert validated(config())["image_root"] == ""  # the default: the folder the dataset is built from

@@ -96,7 +96,7 @@ def test_flat_image_layout(tmp_path):
     (tmp_path / "JPEGImages").mkdir()
     (tmp_path / "JPEGImages" / "1.jpg").touch()
     kept, _ = load_split(tmp_path, "test")
-    assert kept[0].path == str(tmp_path / "JPEGImages" / "1.jpg")
+    assert kept[0].path == "JPEGImages/1.jpg"  # relative to the root, like the per-split layout
 
 
 @pytest.mark.parametrize("content,reason,record", [

@@ -2,6 +2,7 @@
 
 import http.server
 import io
+import json
 import tarfile
 import threading
 import zipfile
@@ -10,7 +11,10 @@ import pytest
 from sarchat_bench.core.errors import InputError
 from sarchat_bench.core.workstate import file_digest
 from sarchat_bench.dataset.download import fetch, fetch_url, locate_root, safe_extract
+from support import sardet_sources
+from support.commands import run_cli
 from support.data import write_coco
+from support.fake_hub import serve_hub
 
 
 def sardet_archive(tmp_path, kind="tar"):
@@ -149,3 +153,90 @@ def test_url_download_gives_up_on_client_errors(tmp_path, server):
     server.RequestHandlerClass = NotFound
     with pytest.raises(InputError, match="HTTP 404"):
         fetch_url(f"http://127.0.0.1:{server.server_address[1]}/x", tmp_path / "x", backoff_s=0.01)
+
+
+# ---- the places SARDet-100K is published, as stand-ins laid out like them (support/sardet_sources.py) ----
+
+def placed_splits(target):
+    """The splits a placed dataset holds, with the images the build's reader keeps of each."""
+    from sarchat_bench.dataset.annotations import load_split
+
+    return {split: len(load_split(target, split)[0]) for split in ("train", "val", "test")
+            if (target / "Annotations" / f"{split}.json").is_file()}
+
+
+def test_the_kaggle_copy_gets_its_test_json_moved_into_annotations(tmp_path):
+    """Kaggle's sardet-100k.zip keeps test.json beside Annotations/: placed, it is inside."""
+    archive = sardet_sources.kaggle_zip(tmp_path)
+    with zipfile.ZipFile(archive) as zf:
+        assert "SARDet_100K/test.json" in zf.namelist() and "SARDet_100K/Annotations/test.json" not in zf.namelist()
+    target = fetch({"source": "archive", "archive": str(archive), "sha256": file_digest(archive)},
+                   tmp_path / "out" / "SARDet_100K", tmp_path / "work")
+    assert not (target / "test.json").exists()
+    assert placed_splits(target) == sardet_sources.IMAGES
+
+
+def test_the_kaggle_copy_unzipped_by_hand_is_read_where_it_is(tmp_path):
+    """Unzipped by hand and named by sardet_root, the Kaggle layout's test.json is found beside
+    Annotations/ (annotation_file), not reported missing."""
+    from sarchat_bench.dataset.annotations import annotation_file, load_split
+
+    with zipfile.ZipFile(sardet_sources.kaggle_zip(tmp_path)) as zf:
+        zf.extractall(tmp_path / "unzipped")
+    root = tmp_path / "unzipped" / "SARDet_100K"
+    assert annotation_file(root, "test") == root / "test.json"
+    assert annotation_file(root, "train") == root / "Annotations" / "train.json"
+    assert len(load_split(root, "test")[0]) == sardet_sources.IMAGES["test"]
+
+
+def test_the_baidu_share_joins_its_split_volumes(tmp_path):
+    """The authors' Baidu share: train.zip.001-.003 (byte volumes of one zip) beside whole zips.
+    The first volume as `download.archive`, or the folder of the share, gives the dataset."""
+    share = sardet_sources.baidu_share(tmp_path)
+    assert sorted(p.name for p in share.iterdir()) == ["test.zip", "train.zip.001", "train.zip.002",
+                                                        "train.zip.003", "val.zip"]
+    assert not zipfile.is_zipfile(share / "train.zip.001")
+    target = fetch({"source": "archive", "archive": str(share)}, tmp_path / "all" / "SARDet_100K", tmp_path / "w1")
+    assert placed_splits(target) == sardet_sources.IMAGES
+    assert not (tmp_path / "w1" / "joined").exists()  # the joined copy of train.zip is not kept
+    target = fetch({"source": "archive", "archive": str(share / "train.zip.001")}, tmp_path / "tr" / "SARDet_100K",
+                   tmp_path / "w2")
+    assert placed_splits(target) == {"train": sardet_sources.IMAGES["train"]}
+    (share / "train.zip.002").unlink()
+    with pytest.raises(InputError, match=r"train.zip.001: split archive is missing volume train.zip.002 \(have 2: "
+                                         r"train.zip.001, train.zip.003\)"):
+        fetch({"source": "archive", "archive": str(share)}, tmp_path / "x" / "SARDet_100K", tmp_path / "w3")
+
+
+def test_archives_that_cannot_be_unpacked_say_how(tmp_path):
+    folder = tmp_path / "share"
+    folder.mkdir()
+    (folder / "SARDet_100K.z01").write_bytes(b"PK")
+    (folder / "SARDet_100K.zip").write_bytes(b"PK")
+    with pytest.raises(InputError, match=r"SARDet_100K.z01: cannot unpack SARDet_100K.z01, zip's own spanned "
+                                         r"volumes: join them with `zip -s 0 X.zip --out X-whole.zip`"):
+        fetch({"source": "archive", "archive": str(folder)}, tmp_path / "o", tmp_path / "w")
+    with pytest.raises(InputError, match="names one archive, but download.archive is a folder"):
+        fetch({"source": "archive", "archive": str(folder), "sha256": "0" * 64}, tmp_path / "o", tmp_path / "w")
+
+
+def test_a_hub_snapshot_of_several_archives_is_merged(tmp_path, monkeypatch):
+    """A dataset repo holding Annotations.zip and one zip per image folder, beside a README,
+    downloaded by the real huggingface_hub client from the stand-in hub (support/fake_hub.py),
+    through the `download` command as the download_sardet rule runs it."""
+    repo = sardet_sources.hub_snapshot(tmp_path)
+    settings = {"source": "huggingface", "repo_id": "someone/SARDet_100K", "revision": "main"}
+    target, work = tmp_path / "placed" / "SARDet_100K", tmp_path / "work"
+    with serve_hub(repo.parents[1]) as url:
+        monkeypatch.setenv("HF_ENDPOINT", url)  # read by huggingface_hub at import: the command's own process
+        result = run_cli("download", "--settings", json.dumps(settings), "--target", target, "--work", work)
+    assert result.returncode == 0, result.stderr
+    assert placed_splits(target) == sardet_sources.IMAGES
+    assert (work / "snapshot" / "Annotations.zip").is_file()  # the download stays, for a resumed rerun
+
+
+def test_a_lower_case_annotations_folder_is_named_in_the_error(tmp_path):
+    (tmp_path / "SARDet_100K" / "annotations").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"not the SARDet-100K layout \(found SARDet_100K/annotations: rename it to "
+                                         r"Annotations/\)"):
+        locate_root(tmp_path)

@@ -37,18 +37,34 @@ def test_image_paths_outside_the_dataset_are_skipped(tmp_path):
     jpeg(root / "JPEGImages" / "train" / "ok.jpg")
     (root / "JPEGImages" / "train" / "link.jpg").symlink_to(outside)
     kept, report = load_split(root, "train")
-    assert [im.path for im in kept] == [str((root / "JPEGImages" / "train" / "ok.jpg").resolve())]
+    assert [im.path for im in kept] == ["JPEGImages/train/ok.jpg"]
     assert skipped(report) == {"outside_root": 3}
     examples = next(r["examples"] for r in report.as_dict()["rules"] if r["rule"] == "outside_root")
     assert any("/etc/passwd" in e for e in examples) and any("secret.jpg" in e for e in examples)
 
 
-def test_image_paths_are_absolute_so_any_job_can_open_them(tmp_path, monkeypatch):
+def test_image_paths_are_relative_to_the_dataset_root_so_it_can_move(tmp_path, monkeypatch):
+    """Records name an image by its path below the SARDet-100K root, whichever folder the build
+    ran in, and every reader resolves it against the root where the images are now (D20)."""
+    from sarchat_bench.paper.records import image_file
+
     root = tmp_path / "SARDet_100K"
-    write_coco(root, "train", [img(1)], [ann(1, 1)])
+    write_coco(root, "train", [img(1), img(2, "sub/2.jpg")], [ann(1, 1), ann(2, 2)])
     monkeypatch.chdir(tmp_path)
     kept, _ = load_split("SARDet_100K", "train")
-    assert os.path.isabs(kept[0].path) and os.path.isfile(kept[0].path)
+    assert [im.path for im in kept] == ["JPEGImages/train/1.jpg", "JPEGImages/train/sub/2.jpg"]
+    moved = tmp_path / "elsewhere" / "SARDet_100K"
+    moved.parent.mkdir()
+    root.rename(moved)
+    monkeypatch.chdir("/")
+    assert all(os.path.isfile(image_file(im.path, moved)) for im in kept)
+    monkeypatch.setenv("ROOT_IMAGE_DIR", str(moved))  # ms-swift's variable, read as the default root
+    assert image_file(kept[0].path, None) == str(moved / "JPEGImages" / "train" / "1.jpg")
+    monkeypatch.delenv("ROOT_IMAGE_DIR")
+    with pytest.raises(InputError, match=r"^t.jsonl, record r1: image 'JPEGImages/train/1.jpg' is relative to the "
+                                         r"SARDet-100K root, but no image root was given"):
+        image_file(kept[0].path, None, "t.jsonl", "r1")
+    assert image_file("/abs/1.jpg", moved) == "/abs/1.jpg"  # datasets built by 0.7.0 or earlier
 
 
 def test_unreadable_and_missized_images_are_counted_skips(tmp_path):
@@ -275,7 +291,7 @@ def test_one_bad_image_costs_its_own_answer_not_the_shard(tmp_path):
     records = [{"id": f"r{i}", "messages": [{"role": "user", "content": "<image>[count] How many ships?"},
                                             {"role": "assistant", "content": "-"}], "images": [im.path]}
                for i, im in enumerate(kept)]
-    broken = records[1]["images"][0]
+    broken = root / records[1]["images"][0]  # records name it relative to the dataset root
     with open(broken, "r+b") as handle:
         handle.truncate(200)
     test = tmp_path / "count.jsonl"
@@ -285,8 +301,8 @@ def test_one_bad_image_costs_its_own_answer_not_the_shard(tmp_path):
     model = build("llava1_5_hf", tmp_path / "tiny", [test])
     tiny = {"llava1_5_hf": model}
     out = tmp_path / "out.jsonl"
-    job = cli("infer", "--model", "tiny", "--spec", spec(tiny, "llava1_5_hf"), "--run", run_options(tmp_path),
-              "--test", test, "--out", out, "--partial", tmp_path / "p.jsonl")
+    job = cli("infer", "--model", "tiny", "--spec", spec(tiny, "llava1_5_hf"), "--run",
+              run_options(tmp_path, image_root=root), "--test", test, "--out", out, "--partial", tmp_path / "p.jsonl")
     log = job.communicate(timeout=600)[0]
     assert job.returncode == 0, log
     answers = {r["id"]: r["response"] for r in map(orjson.loads, out.read_bytes().splitlines())}

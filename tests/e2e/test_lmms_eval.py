@@ -26,13 +26,15 @@ pytestmark = pytest.mark.skipif(not LMMS_PYTHON.is_file(), reason=(
 
 
 @pytest.fixture(scope="module")
-def tasks(demo_tables, tmp_path_factory):
-    """The task folder of the nine test files, three records each (two where the demo has two)."""
+def tasks(demo_tables, demo_root, tmp_path_factory):
+    """The task folder of the nine test files, three records each (two where the demo has two),
+    their images below the demo's root."""
     work = tmp_path_factory.mktemp("lmms")
     files = {cell: work / "test" / f"{cell}.jsonl" for cell in CELLS}
     for cell, path in files.items():
         build_test_cell(cell, [demo_tables["test"]], path, seed=0)
-    result = run_cli("lmms-tasks", "--out", work / "tasks", "--limit", "3", *[f"{c}={p}" for c, p in files.items()])
+    result = run_cli("lmms-tasks", "--out", work / "tasks", "--limit", "3", "--image-root", demo_root,
+                     *[f"{c}={p}" for c, p in files.items()])
     assert result.returncode == 0, result.stderr
     return work / "tasks"
 

@@ -183,7 +183,8 @@ def test_a_client_error_for_one_record_among_answered_ones_is_that_records_failu
     refused = test[len(test) // 2]
     marker = refused["messages"][0]["content"].replace("<image>", "").strip()
     # The question is repeated for other images, so the refusal is recognised by the image.
-    image = __import__("base64").b64encode(open(refused["images"][0], "rb").read()).decode()[:200].encode()
+    image_file = workdir / "results" / "demo" / "SARDet_100K" / refused["images"][0]  # relative to the root
+    image = __import__("base64").b64encode(image_file.read_bytes()).decode()[:200].encode()
     url = proxy(lambda body: (400, "application/json", b'{"error": "image too large"}')
                 if image in body and marker.encode()[:20] in body else None)
     snakemake(workdir, "results/scores/served/count.json", extra_config=served(url),
@@ -215,7 +216,8 @@ def test_a_killed_shard_against_a_server_resumes(workdir, server, tmp_path):
                        "source": {"endpoint": {"base_url": f"{server}/v1", "model": "tiny",
                                                "api_key_env": "SARCHAT_TEST_KEY"}}})
     run = json.dumps({"options": {"batch_size": 1, "requests_per_call": 1, "concurrency": 1, "retries": 0,
-                                  "request_timeout_s": 60}, "cache_dir": str(tmp_path), "threads": 1})
+                                  "request_timeout_s": 60}, "cache_dir": str(tmp_path), "threads": 1,
+                      "image_root": str(workdir / "results" / "demo" / "SARDet_100K")})
     out, partial = tmp_path / "out.jsonl", tmp_path / "part.jsonl"
     args = ["infer", "--model", "served", "--spec", spec, "--run", run, "--test", test, "--out", out,
             "--partial", partial]

@@ -78,7 +78,7 @@ def files_under(root: Path) -> dict[str, bytes]:
 def test_build_dataset_through_the_cluster_matches_a_local_build(cluster, tmp_path):
     from sarchat_bench.dataset.demo_data import generate
 
-    sardet = tmp_path / "SARDet_100K"  # one dataset folder: the records name its images by absolute path
+    sardet = tmp_path / "SARDet_100K"  # one dataset folder: the filter reports name its annotation files
     generate(sardet, seed=4, images_per_split={"train": 10, "test": 6})
     local, remote = tmp_path / "local", tmp_path / "cluster"
     local.mkdir(), remote.mkdir()

@@ -21,9 +21,9 @@ COMMANDS = ("sbatch", "sacct", "squeue", "sacctmgr", "sshare", "scontrol", "sinf
 
 
 def readme_cluster_commands() -> list[str]:
-    """The snakemake commands of the README's "Running on SLURM" section, as written there."""
+    """The snakemake commands of the README's "On a SLURM cluster" section, as written there."""
     text = (REPO / "README.md").read_text()
-    section = text[text.index("## Running on SLURM"):]
+    section = text[text.index("## On a SLURM cluster"):]
     section = section[:section.index("\n## ", 3)]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     return [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("snakemake --profile slurm")]

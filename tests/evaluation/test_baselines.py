@@ -70,17 +70,17 @@ def test_an_answer_page_too_big_for_the_report_says_so(tmp_path, caplog, monkeyp
     past REPORT_PAGE_LIMIT is still written, with a warning naming it and what makes it fit."""
     Image.new("RGB", (100, 200), (40, 40, 40)).save(tmp_path / "x.jpg")
     records = [{**record(f"r{i}", "refer_single", "{<1><2><30><40>}", boxes=[[1, 2, 30, 40]]),
-                "images": [str(tmp_path / "x.jpg")]} for i in range(3)]
+                "images": ["x.jpg"]} for i in range(3)]  # relative to the image root, as the build writes them
     test = write(tmp_path / "refer_single.jsonl", records)
     predictions = write(tmp_path / "pred.jsonl", [{"id": f"r{i}", "response": "{<5><2><34><40>}"} for i in range(3)])
     score_path, details = tmp_path / "s.json", tmp_path / "s.details.jsonl"
     score_path.write_bytes(orjson.dumps(score_cell("refer_single", test, predictions, details_path=details)))
     paths = {"test": test, "predictions": predictions, "details": details, "score": score_path}
     with caplog.at_level(logging.WARNING):
-        page = cell_page(tmp_path / "page.html", "m", "refer_single", paths)
+        page = cell_page(tmp_path / "page.html", "m", "refer_single", paths, image_root=tmp_path)
     assert page.read_text().count("<img ") == 3 and not caplog.records
     monkeypatch.setattr(answer_browser, "REPORT_PAGE_LIMIT", page.stat().st_size - 1)
     with caplog.at_level(logging.WARNING):
-        cell_page(tmp_path / "page.html", "m", "refer_single", paths)
+        cell_page(tmp_path / "page.html", "m", "refer_single", paths, image_root=tmp_path)
     (warning,) = caplog.records
     assert str(tmp_path / "page.html") in warning.message and "report.answers_per_cell" in warning.message

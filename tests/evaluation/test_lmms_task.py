@@ -61,19 +61,21 @@ def test_the_hooks_give_the_scorers_numbers(cell, answers, test_files, tmp_path)
         assert 0 < scored["parse_failures"] < len(records)
 
 
-def test_the_question_and_its_image_as_lmms_eval_sends_them(test_files, tmp_path, monkeypatch):
+def test_the_question_and_its_image_as_lmms_eval_sends_them(test_files, demo_root, tmp_path, monkeypatch):
     record = next(iter_jsonl(test_files["refer_multi"]))
+    monkeypatch.setattr(lmms_task, "IMAGE_ROOT", str(demo_root))  # as the task folder's utils.py sets it
     (turn,) = lmms_task.doc_to_messages(record)
     assert [part["type"] for part in turn["content"]] == ["image", "text"]
     assert turn["content"][1]["text"] == lmms_task.doc_to_text(record) == reference_question(record)
     truth = truth_of(record)
     assert turn["content"][0]["url"].size == (truth["width"], truth["height"])
-    # A record that names its image relative to the dataset root: resolved against the task's root.
-    image = record["images"][0]
-    root = image[: image.index("/JPEGImages/")]
-    relative = {**record, "images": [image[len(root) + 1:]]}
-    monkeypatch.setattr(lmms_task, "IMAGE_ROOT", root)
-    assert lmms_task.doc_to_visual(relative)[0].size == (truth["width"], truth["height"])
+    # The record names its image relative to the dataset root: resolved against the task's root,
+    # and a record built before that (an absolute path) as it is.
+    relative = record
+    assert record["images"][0].startswith("JPEGImages/")
+    absolute = {**record, "images": [str(demo_root / record["images"][0])]}
+    monkeypatch.setattr(lmms_task, "IMAGE_ROOT", str(tmp_path))
+    assert lmms_task.doc_to_visual(absolute)[0].size == (truth["width"], truth["height"])
     monkeypatch.setattr(lmms_task, "IMAGE_ROOT", str(tmp_path))
     with pytest.raises(FileNotFoundError):
         lmms_task.doc_to_visual(relative)

@@ -18,14 +18,15 @@ CELL = "refer_single"
 
 
 @pytest.fixture(scope="module")
-def swift_result(tiny, demo_tables, tmp_path_factory):
-    """(test file of three records, the result file `swift infer` wrote for it)."""
+def swift_result(tiny, demo_tables, demo_root, tmp_path_factory):
+    """(test file of three records, the result file `swift infer` wrote for it, run as
+    docs/dataset.md says: the records' images below ROOT_IMAGE_DIR)."""
     work = tmp_path_factory.mktemp("swift_infer")
     build_test_cell(CELL, [demo_tables["test"]], work / "cell.jsonl", seed=0)
     test = work / f"{CELL}.jsonl"
     write_jsonl(test, list(iter_jsonl(work / "cell.jsonl"))[:3])
     result = work / "result.jsonl"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MODELSCOPE_CACHE": str(work / "ms")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MODELSCOPE_CACHE": str(work / "ms"), "ROOT_IMAGE_DIR": str(demo_root)}
     run = subprocess.run([sys.executable, "-m", "swift.cli.infer", "--model", str(tiny["llava1_5_hf"]),
                           "--model_type", "llava1_5_hf", "--template", "llava1_5_hf", "--infer_backend", "transformers",
                           "--torch_dtype", "float32", "--max_new_tokens", "16", "--temperature", "0",

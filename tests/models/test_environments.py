@@ -100,39 +100,78 @@ def test_a_model_job_reexecutes_in_its_environment(tmp_path):
     assert json.loads((tmp_path / "tiny" / "config.json").read_text())["transformers_version"] == "4.57.6"
 
 
+def make_n(*args) -> str:
+    """What `make` would run (`make -n -B`: every step, none run), one command a line."""
+    out = subprocess.run(["make", "-n", "-B", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return out.replace("\\\n", " ")
+
+
 def test_cuda_12_build_of_torch_is_one_variable():
-    """`make setup TORCH_CUDA=cu128` installs torch and torchvision from PyTorch's CUDA 12 index.
+    """`make setup TORCH_CUDA=cu128` installs torch and torchvision from PyTorch's CUDA 12 index,
+    and everything else as locked, the lock's CUDA 13 libraries left out of the constraints.
     Rendered with `make -n`: that index is not reachable from the test machines."""
-    out = subprocess.run(["make", "-n", "setup", "TORCH_CUDA=cu128"], cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout
+    out = make_n("setup", "TORCH_CUDA=cu128")
     torch = next(line for line in requirement_lines("default") if line.startswith("torch=="))
     vision = next(line for line in requirement_lines("default") if line.startswith("torchvision=="))
     assert (f"--index-url https://download.pytorch.org/whl/cu128 {torch}+cu128 {vision}+cu128"
-            in " ".join(out.replace("\\\n", " ").split()))
-    plain = subprocess.run(["make", "-n", "setup", "TORCH_CUDA=", "-B"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout
-    assert "download.pytorch.org" not in plain and "-r envs/default.txt" in plain
+            in " ".join(out.split()))
+    assert "grep -vE '^(nvidia-|cuda-)' envs/locks/default.txt > .venv/locked-default.txt" in out
+    assert "pip install --isolated -r envs/default.txt -c .venv/locked-default.txt" in out
+    assert ".installed-" in out and "cu128" in out.split(".installed-")[-1].split()[0]
+    plain = make_n("setup", "TORCH_CUDA=")
+    assert "download.pytorch.org" not in plain and "grep -vE '^$' envs/locks/default.txt > .venv/locked-default.txt" \
+        in plain
+
+
+def test_setup_and_env_install_the_locked_versions():
+    """`make setup` and `make env` install envs/<name>.txt constrained by envs/locks/<name>.txt (all
+    of it), and a changed lock reinstalls (its checksum is in the stamp): `make lock` is the only
+    way the installed versions move."""
+    setup = make_n("setup")
+    commands = [line.strip() for line in setup.splitlines()]
+    assert "grep -vE '^$' envs/locks/default.txt > .venv/locked-default.txt" in commands
+    (install,) = [c for c in commands if " -r envs/default.txt" in c]
+    assert install.endswith("pip install --isolated -r envs/default.txt -c .venv/locked-default.txt")
+    checksum = subprocess.run("cat envs/default.txt envs/base.txt envs/locks/default.txt | cksum", shell=True,
+                              cwd=REPO, capture_output=True, text=True, check=True).stdout.split()[0]
+    assert f"touch .venv/.installed-{checksum}" in setup
+    env = make_n("env", "ENV=transformers4")
+    assert "grep -vE '^$' envs/locks/transformers4.txt > .venv/locked-transformers4.txt" in env
+    assert "sarchat_bench envs --build transformers4 --constraints .venv/locked-transformers4.txt" in env
+    assert environments.install_arguments("vllm") == ["-r", str(REPO / "envs" / "vllm.txt"), "-c",
+                                                      str(REPO / "envs" / "locks" / "vllm.txt")]
+
+
+def test_the_running_environment_is_the_locked_one():
+    """The default environment (`.venv`, as `make setup` installed it) holds the lock's versions.
+    A venv installed before the lock was used, or changed by hand, fails here; `make setup`
+    reinstalls it from the lock."""
+    from importlib import metadata
+
+    drifted = []
+    for package, version in environments.locked_versions("default").items():
+        try:
+            installed = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            drifted.append(f"{package} {version} not installed")
+            continue
+        if installed != version:
+            drifted.append(f"{package} {installed} (lock {version})")
+    assert not drifted, f"{sys.prefix} is not envs/locks/default.txt; `make setup` reinstalls it: {drifted}"
 
 
 @pytest.mark.resolve
 @pytest.mark.parametrize("name", NAMES)
 def test_environment_resolves_against_the_registry(name, tmp_path):
-    """A real resolution (pip's dry run against PyPI) of every environment file, as a user's
-    `make env` would resolve it today; the pinned versions are the lock file's."""
+    """A real resolution (pip's dry run against PyPI) of every environment as `make setup` and
+    `make env` install it, its requirements constrained by its lock: the lock is complete (no
+    package outside it) and every locked version is still on the registry."""
     report = tmp_path / "report.json"
     result = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
-                             "--quiet", "--report", str(report), "-r", str(REPO / "envs" / f"{name}.txt")],
+                             "--quiet", "--report", str(report), *environments.install_arguments(name)],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    resolved = environments.resolved_versions(report)
-    locked = environments.locked_versions(name)
-    for line in requirement_lines(name):
-        if "==" in line:
-            package, version = line.split("==")
-            assert resolved[environments.canonical(package)] == version == locked[environments.canonical(package)]
-    # Unpinned packages may have moved on since the lock was written (`make lock` refreshes it).
-    moved = sorted(f"{k} {locked.get(k)} -> {v}" for k, v in resolved.items() if locked.get(k) != v)
-    print(f"{name}: {len(resolved)} packages; moved since envs/locks/{name}.txt: {moved or 'none'}")
+    assert environments.resolved_versions(report) == environments.locked_versions(name)
 
 
 def test_flash_attn_is_compiled_into_the_default_environment_without_build_isolation():

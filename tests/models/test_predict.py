@@ -156,9 +156,10 @@ def test_read_partial_of_clean_file_changes_nothing(tmp_path):
 # ---- real ms-swift on tiny models ----
 
 @pytest.mark.swift
-def test_killed_inference_job_resumes_without_recomputing(tiny, identify_cell, tmp_path):
+def test_killed_inference_job_resumes_without_recomputing(tiny, identify_cell, demo_root, tmp_path):
     out, partial = tmp_path / "shard.jsonl", tmp_path / "shard.partial.jsonl"
-    args = ["infer", "--model", "tiny", "--spec", spec(tiny, "qwen2_vl"), "--run", run_options(tmp_path), "--test",
+    args = ["infer", "--model", "tiny", "--spec", spec(tiny, "qwen2_vl"), "--run",
+            run_options(tmp_path, image_root=demo_root), "--test",
             identify_cell, "--shard", "1-of-2", "--out", out, "--partial", partial]
     job = cli(*args, start_new_session=True)
     deadline = time.monotonic() + 240
@@ -169,8 +170,12 @@ def test_killed_inference_job_resumes_without_recomputing(tiny, identify_cell, t
     header = orjson.loads(partial.read_bytes().splitlines()[0])
     before = read_partial(partial, header["made_from"])
     assert len(before) >= 4 and not out.exists()
-    # Another batch size is how the job runs, not what it answers: the answers are kept.
-    args[args.index("--run") + 1] = run_options(tmp_path, batch_size=3)
+    # Another batch size, or the images mounted elsewhere, is how the job runs, not what it
+    # answers: the answers are kept.
+    moved = tmp_path / "moved" / "SARDet_100K"
+    moved.parent.mkdir()
+    moved.symlink_to(demo_root, target_is_directory=True)
+    args[args.index("--run") + 1] = run_options(tmp_path, batch_size=3, image_root=moved)
     job = cli(*args)
     log = job.communicate(timeout=600)[0]
     assert job.returncode == 0, log
@@ -181,13 +186,28 @@ def test_killed_inference_job_resumes_without_recomputing(tiny, identify_cell, t
 
 
 @pytest.mark.swift
-def test_llava_zero_shot_inference(tiny, identify_cell, tmp_path):
+def test_llava_zero_shot_inference(tiny, identify_cell, demo_root, tmp_path):
     out = tmp_path / "llava.jsonl"
-    job = cli("infer", "--model", "tiny-llava", "--spec", spec(tiny, "llava1_5_hf"), "--run", run_options(tmp_path),
-              "--test", identify_cell, "--shard", "3-of-3", "--out", out, "--partial", tmp_path / "p.jsonl")
+    job = cli("infer", "--model", "tiny-llava", "--spec", spec(tiny, "llava1_5_hf"), "--run",
+              run_options(tmp_path, image_root=demo_root), "--test", identify_cell, "--shard", "3-of-3", "--out", out,
+              "--partial", tmp_path / "p.jsonl")
     log = job.communicate(timeout=600)[0]
-    assert job.returncode == 0, log
+    assert job.returncode == 0 and "cannot read image" not in log, log
     assert [r["id"] for r in iter_jsonl(out)] == [r["id"] for r in shard_records(identify_cell, (3, 3))]
+
+
+def test_an_inference_job_without_an_image_root_stops_with_one_line(tiny, identify_cell, tmp_path, monkeypatch):
+    """Records name their images relative to the SARDet-100K root: a job given no root (no
+    image_root in its run options, no $ROOT_IMAGE_DIR) stops before loading the model, naming
+    the test file and the record, instead of answering every record empty."""
+    monkeypatch.delenv("ROOT_IMAGE_DIR", raising=False)
+    job = cli("infer", "--model", "tiny-llava", "--spec", spec(tiny, "llava1_5_hf"), "--run", run_options(tmp_path),
+              "--test", identify_cell, "--out", tmp_path / "o.jsonl", "--partial", tmp_path / "p.jsonl")
+    log = job.communicate(timeout=120)[0]
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert job.returncode == 2 and len(errors) == 1, log  # 2: bad input
+    assert errors[0].startswith(f"error: {identify_cell}, record identify-test-") and \
+        "is relative to the SARDet-100K root, but no image root was given" in errors[0]
 
 
 def test_an_images_records_go_to_the_engine_together(identify_cell, tmp_path):

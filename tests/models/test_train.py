@@ -81,6 +81,10 @@ def test_model_jobs_run_offline_on_the_model_cache(tmp_path):
     assert env["HF_HOME"] == str(tmp_path / "cache" / "huggingface")
     assert env["MODELSCOPE_CACHE"] == str(tmp_path / "cache" / "modelscope")
     assert env["NPROC_PER_NODE"] == "2" and env["MAX_PIXELS"] == "12544"
+    # The records' images are relative to the dataset root: ms-swift resolves them against it.
+    assert "ROOT_IMAGE_DIR" not in env or env["ROOT_IMAGE_DIR"] == os.environ.get("ROOT_IMAGE_DIR")
+    moved = job_env("m", 0, tmp_path / "cache", image_root=tmp_path / "mounted" / "SARDet_100K")
+    assert moved["ROOT_IMAGE_DIR"] == str(tmp_path / "mounted" / "SARDet_100K")
 
 
 def train_args(tiny, work, sentinel, run_options=None, **settings):  # noqa: F811
@@ -91,7 +95,7 @@ def train_args(tiny, work, sentinel, run_options=None, **settings):  # noqa: F81
                                     "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
                                     "torch_dtype": "float32", "max_steps": 8, "max_length": 2048, **settings}}
     run = {"options": {"save_steps": 2, "logging_steps": 1, **(run_options or {})},
-           "cache_dir": str(work.parent / "cache"), "threads": 1}
+           "cache_dir": str(work.parent / "cache"), "threads": 1, "image_root": str(tiny["image_root"])}
     return ["train", "--model", "tiny", "--spec", json.dumps(spec), "--run", json.dumps(run), "--dataset",
             tiny["train"], "--work-dir", work, "--sentinel", sentinel]
 

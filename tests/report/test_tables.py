@@ -53,6 +53,30 @@ def test_the_note_states_the_weights_each_row_used(scores, tmp_path):
                            "the task's test samples n_t: Instance Counting 10 (")
 
 
+def test_a_tiny_models_size_shows_and_a_baseline_has_none(scores, tmp_path):
+    """Param (B) as the registry gives it: 0.0002 for a tiny model (two decimals printed 0.00),
+    "–" for a baseline without a size (it printed "nan"), in every form of Table 3; the CSV keeps
+    the number and leaves the cell empty."""
+    scores["tiny"] = scores["majority-answer"] = scores["qwen2-vl-7b"]
+    registry = {"qwen2-vl-7b": {"family": "Qwen2-VL", "params_b": 7}, "tiny": {"family": "Tiny", "params_b": 0.0002},
+                "majority-answer": {"family": "Baseline", "mode": "baseline"}}
+    write_tables(tmp_path, scores, registry)
+
+    def param(line, sep="|"):
+        return [c.strip() for c in line.strip(sep).split(sep)][2]
+
+    md = {line.split("|")[1].strip(): param(line) for line in (tmp_path / "table3.md").read_text().splitlines()
+          if line.startswith("| ") and not line.startswith("| Model")}
+    assert (md["tiny"], md["qwen2-vl-7b"], md["majority-answer"]) == ("0.0002", "7", "–")
+    html = (tmp_path / "table3.html").read_text()
+    assert '<td>tiny</td><td>Tiny</td><td class="num">0.0002</td>' in html
+    assert '<td>majority-answer</td><td>Baseline</td><td class="num">\u2013</td>' in html and "nan" not in html
+    tex = (tmp_path / "table3.tex").read_text()
+    assert "tiny & 0.0002 &" in tex and "majority-answer & -- &" in tex
+    csv = {line.split(",")[0]: line.split(",")[2] for line in (tmp_path / "table3.csv").read_text().splitlines()}
+    assert (csv["tiny"], csv["majority-answer"]) == ("0.0002", "")
+
+
 def test_acc50_rows_are_in_the_interval_table_not_in_table3(scores, tmp_path):
     """RefCOCO-style Acc@0.5 of the single-target box cells: a row per model in the interval
     table, with its own unit; Table 3 keeps the paper's columns (Eq. 3) only."""

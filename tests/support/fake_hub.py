@@ -2,7 +2,8 @@
 
 `serve_hub(root)` serves a local folder tree over HTTP on 127.0.0.1 so that the
 real clients download from it unchanged.  Every folder ``<root>/<org>/<name>/``
-is one model repo ``org/name``; all files below it (recursively) are its files.
+is one repo ``org/name``, a model repo or (on Hugging Face's dataset routes) a
+dataset repo; all files below it (recursively) are its files.
 
     with serve_hub(root) as url:
         # huggingface_hub reads HF_ENDPOINT at *import* time: set it before the
@@ -21,6 +22,7 @@ Endpoints (only those huggingface_hub 1.33 and modelscope 1.40 call to download)
   HF  GET       /api/models/{repo}/revision/{rev}   repo_info: JSON with "sha"
   HF  GET       /api/models/{repo}/tree/{rev}       JSON list {type,path,size,oid}
   HF  HEAD|GET  /{repo}/resolve/{rev}/{path}        X-Repo-Commit, ETag, Content-Length
+  HF  the same under /api/datasets/... and /datasets/{repo}/resolve/...  (repo_type="dataset")
   MS  GET       /api/v1/models/{repo}/repo/files    {"Data": {"Files": [{Path,Type,Size,Sha256}]}}
   MS  GET       /api/v1/models/{repo}/repo          file bytes (query Revision, FilePath)
 Anything else is a plain 404 (huggingface_hub's best-effort GET /api/agent-harnesses,
@@ -90,8 +92,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if parts[:3] == ["api", "v1", "models"] and parts[5:6] == ["repo"]:  # ModelScope
                 return self._modelscope(parts[3:5], parts[6:], query, head)
-            if parts[:2] == ["api", "models"] and parts[4:5] in (["revision"], ["tree"]) and len(parts) > 5:
+            if parts[:2] in (["api", "models"], ["api", "datasets"]) and parts[4:5] in (["revision"], ["tree"]) \
+                    and len(parts) > 5:
                 return self._hf_api(parts[2:4], parts[4], parts[5], head)
+            if parts[:1] == ["datasets"] and parts[3:4] == ["resolve"] and len(parts) > 5:
+                return self._hf_resolve(parts[1:3], parts[4], "/".join(parts[5:]), head)
             if parts[2:3] == ["resolve"] and len(parts) > 4:
                 return self._hf_resolve(parts[:2], parts[3], "/".join(parts[4:]), head)
         except LookupError as missing:  # raised by _repo(): (error code, message)

@@ -10,6 +10,7 @@ def spec(tiny, arch, **settings):
                                     **settings}})
 
 
-def run_options(tmp_path, batch_size=2):
+def run_options(tmp_path, batch_size=2, image_root=None):
+    """How the job runs; `image_root`: the SARDet-100K folder its records' images are below."""
     return json.dumps({"options": {"batch_size": batch_size, "requests_per_call": 64}, "threads": 1,
-                       "cache_dir": str(tmp_path / "cache")})
+                       "cache_dir": str(tmp_path / "cache"), "image_root": image_root and str(image_root)})

@@ -95,7 +95,12 @@ def check(config: dict) -> None:
     if shared:
         raise ConfigError(f"dataset.train_splits {dataset['train_splits']} and test_splits {dataset['test_splits']} "
                           f"share {shared}: the same images would train and test the models")
-    if config["sardet_root"] and config["download"]["source"] == "none" \
+    image_root = config.get("image_root")
+    if image_root and not Path(image_root, "JPEGImages").is_dir():
+        raise ConfigError(f"image_root {image_root!r} is not a SARDet-100K folder (it has no JPEGImages/ folder)")
+    # With image_root set, the dataset was built elsewhere and moved: sardet_root may name a
+    # folder that is gone (only a rebuild would read it, and Snakemake names what is missing).
+    if config["sardet_root"] and config["download"]["source"] == "none" and not image_root \
             and not Path(config["sardet_root"], "Annotations").is_dir():
         raise ConfigError(f"sardet_root {config['sardet_root']!r} is not a SARDet-100K folder (it has no "
                           "Annotations/ folder)")

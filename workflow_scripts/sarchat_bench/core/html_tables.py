@@ -28,20 +28,22 @@ SORT_SCRIPT = """document.querySelectorAll("table.sortable th").forEach((th, col
   rows.forEach(r => body.appendChild(r)); }));"""
 
 
-def _cell(value) -> tuple[str, bool]:
+def _cell(value, number_format: str = ".2f") -> tuple[str, bool]:
     """The cell's text and whether it is a number (numpy's numbers are floats and ints too)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "\u2013", True
     if isinstance(value, float):
-        return f"{value:.2f}", True
+        return format(value, number_format), True
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value), True
     return html.escape(str(value)), False
 
 
-def table_html(table, title: str, note: str = "") -> str:
+def table_html(table, title: str, note: str = "", formats: dict | None = None) -> str:
     """A standalone page with `table` (a pandas DataFrame or a list of row dicts) as a sortable
-    table. Duck-typed, so that the dataset statistics do not import pandas for it."""
+    table, numbers with two decimals unless `formats` gives a column another format spec.
+    Duck-typed, so that the dataset statistics do not import pandas for it."""
+    formats = formats or {}
     if hasattr(table, "to_dict"):
         columns, records = list(table.columns), table.to_dict("records")
     else:
@@ -49,7 +51,7 @@ def table_html(table, title: str, note: str = "") -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     rows = []
     for record in records:
-        cells = (_cell(record.get(c)) for c in columns)
+        cells = (_cell(record.get(c), formats.get(c, ".2f")) for c in columns)
         rows.append("<tr>" + "".join(f'<td class="num">{t}</td>' if num else f"<td>{t}</td>" for t, num in cells)
                     + "</tr>")
     note_html = f'<p class="note">{html.escape(note)}</p>' if note else ""
@@ -59,6 +61,6 @@ def table_html(table, title: str, note: str = "") -> str:
             f"<script>{SORT_SCRIPT}</script></body></html>\n")
 
 
-def write_table_html(path: str | os.PathLike, table, title: str, note: str = "") -> None:
+def write_table_html(path: str | os.PathLike, table, title: str, note: str = "", formats: dict | None = None) -> None:
     with atomic_output(path, "w") as out:
-        out.write(table_html(table, title, note))
+        out.write(table_html(table, title, note, formats))

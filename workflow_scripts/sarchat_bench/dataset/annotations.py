@@ -4,8 +4,9 @@ Structural corruption (unreadable JSON, missing keys, wrong types, duplicated im
 category id with two names, one annotation id with two different contents) is an `InputError`
 naming the file and record. Data-quality problems are counted skips: each rule below removes
 boxes or images, and the filter report says how many and gives examples. Image paths in the
-box table are absolute and inside the dataset root, so that every job can open them from
-wherever it runs, and none reads outside the dataset.
+box table are relative to the dataset root (`JPEGImages/<split>/<file_name>` or
+`JPEGImages/<file_name>`) and checked to stay inside it, so that a built dataset works wherever
+the root is mounted (paper/records.py, D20) and no job reads outside the dataset.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Instance:
 class Image:
     image_id: int
     split: str
-    path: str
+    path: str  # relative to the dataset root, as records name it (paper.records.image_file)
     width: int
     height: int
     instances: list[Instance] = field(default_factory=list)
@@ -124,6 +125,14 @@ def _reject(path, section: str, index: int, item, fields: tuple[tuple[str, type]
     raise InputError(path, "unexpected field types", record)
 
 
+def annotation_file(root: str | os.PathLike, split: str) -> Path:
+    """A split's COCO file below the SARDet-100K root: `Annotations/<split>.json`, or
+    `<split>.json` beside Annotations/ where only that exists (the Kaggle copy's `test.json`, as
+    the code that reads that copy finds it; docs/dataset.md)."""
+    inside, beside = Path(root) / "Annotations" / f"{split}.json", Path(root) / f"{split}.json"
+    return beside if beside.is_file() and not inside.is_file() else inside
+
+
 def image_dirs(root: Path, split: str) -> tuple[Path, Path]:
     return root / "JPEGImages" / split, root / "JPEGImages"
 
@@ -139,16 +148,16 @@ def _file_names(folder: Path) -> tuple[set[str], set[str]]:
     return {name for name, _ in files}, {name for name, link in files if link}
 
 
-def _readable(images: list[Image], report: FilterReport) -> list[Image]:
+def _readable(root: Path, images: list[Image], report: FilterReport) -> list[Image]:
     """The images whose files pass image_problem (read in threads: the work is file I/O)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        problems = list(pool.map(lambda im: image_problem(im.path, im.width, im.height), images))
+        problems = list(pool.map(lambda im: image_problem(str(root / im.path), im.width, im.height), images))
     kept = []
     for image, problem in zip(images, problems, strict=True):
         if problem:
-            report.skip(problem, f"image id {image.image_id} ({image.path})")
+            report.skip(problem, f"image id {image.image_id} ({root / image.path})")
         else:
             kept.append(image)
     return kept
@@ -196,7 +205,7 @@ def image_problem(path: str, width: int, height: int) -> str | None:
 
 def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolerance: float,
                 check_image_files: bool, check_image_headers: bool) -> tuple[list[Image], FilterReport]:
-    path = root / "Annotations" / f"{split}.json"
+    path = annotation_file(root, split)
     if not path.is_file():
         raise InputError(path, "annotation file not found (expected the SARDet-100K layout "
                                "Annotations/{train,val,test}.json)")
@@ -277,7 +286,8 @@ def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolera
     kept: list[Image] = []
     primary_names, primary_links = _file_names(primary_dir) if check_image_files else (set(), set())
     flat_names, flat_links = _file_names(flat_dir) if check_image_files else (set(), set())
-    primary_prefix, flat_prefix = f"{primary_dir}{os.sep}", f"{flat_dir}{os.sep}"
+    # Relative to the root, in the record's form (forward slashes, whatever the platform).
+    primary_prefix, flat_prefix = (f"{folder.relative_to(root).as_posix()}/" for folder in (primary_dir, flat_dir))
     for image_id in sorted(images):
         image = images[image_id]
         name = image.path
@@ -290,12 +300,13 @@ def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolera
         elif name in flat_names:
             image.path, link = flat_prefix + name, name in flat_links
         elif found := next((d / name for d in (primary_dir, flat_dir) if (d / name).is_file()), None):
-            image.path, link = str(found), True  # file_name has a subfolder: the listings do not hold it
+            # file_name has a subfolder: the listings do not hold it
+            image.path, link = found.relative_to(root).as_posix(), True
         else:
             report.skip("missing_image_file", f"image id {image_id} ({name})")
             continue
-        if link and not Path(image.path).resolve().is_relative_to(root):
-            report.skip("outside_root", f"image id {image_id} ({name} -> {Path(image.path).resolve()})")
+        if link and not (target := (root / image.path).resolve()).is_relative_to(root):
+            report.skip("outside_root", f"image id {image_id} ({name} -> {target})")
             continue
         if not image.instances:
             report.skip("empty_image", f"image id {image_id} ({name})")
@@ -303,7 +314,7 @@ def _load_split(root: Path, split: str, categories: tuple[str, ...], bbox_tolera
         image.instances.sort(key=lambda inst: inst.ann_id)
         kept.append(image)
     if check_image_headers:
-        kept = _readable(kept, report)
+        kept = _readable(root, kept, report)
 
     report.images_out = len(kept)
     report.boxes_by_category = Counter(inst.category for im in kept for inst in im.instances)

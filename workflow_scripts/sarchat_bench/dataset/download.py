@@ -1,6 +1,14 @@
 """Fetch SARDet-100K: from a Hugging Face or ModelScope dataset repo at a pinned revision, from
-an HTTP(S) URL (resumable, retried), or from a local archive; verify sha256 when given; extract
-safely; and place the dataset at a fixed folder in the SARDet-100K layout.
+an HTTP(S) URL (resumable, retried), or from a local archive or folder of archives; verify
+sha256 when given; extract safely; and place the dataset at a fixed folder in the SARDet-100K
+layout.
+
+The copies people publish are laid out differently (docs/dataset.md, "Getting SARDet-100K"):
+archives inside a hub snapshot, beside loose files; an archive split into byte volumes
+(`train.zip.001`, `.002`, ... on the authors' Baidu share), which are joined; `test.json` beside
+`Annotations/` rather than in it (the Kaggle copy, as third-party code reads it), which is moved
+into it. What cannot be read (zip's own spanned volumes `.z01`, 7-Zip or RAR archives) stops
+with one line saying how to unpack it by hand.
 
 Credentials come only from the environment (HF_TOKEN, MODELSCOPE_API_TOKEN, or the variable
 named by `token_env` for URLs), never from config or params, which Snakemake stores in plain
@@ -9,8 +17,10 @@ text under .snakemake/.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import re
 import shutil
 import tarfile
 import time
@@ -19,11 +29,16 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from sarchat_bench.core.errors import InputError
-from sarchat_bench.core.workstate import claim_folder, file_digest
+from sarchat_bench.core.workstate import MANIFEST, claim_folder, file_digest
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
-# Extraction stops beyond this many bytes: SARDet-100K unpacks to about 20 GB, an archive
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz")
+# Byte volumes of one archive (7-Zip's and `split`'s naming): train.zip.001, train.zip.002, ...
+VOLUME = re.compile(r"^(?P<archive>.+\.(?:zip|tar|tar\.gz|tgz))\.(?P<number>\d{3})$")
+# What this module cannot unpack: zip's own spanned volumes, 7-Zip and RAR archives.
+UNREADABLE = re.compile(r"\.(?:z\d{2}|7z(?:\.\d{3})?|rar|r\d{2})$", re.IGNORECASE)
+# Extraction stops beyond this many bytes: SARDet-100K unpacks to 7-20 GB (estimates), an archive
 # bomb to whatever it likes (config download.max_extract_gb).
 DEFAULT_MAX_EXTRACT_GB = 200
 
@@ -172,7 +187,84 @@ def locate_root(folder: str | os.PathLike) -> Path:
         root = candidate if candidate.name != "Annotations" else candidate.parent
         if (root / "Annotations").is_dir() and any((root / "Annotations" / f"{s}.json").is_file() for s in SPLITS):
             return root
-    raise InputError(folder, "no Annotations/{train,val,test}.json found: not the SARDet-100K layout")
+    other = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                   if p.is_dir() and p.name.lower() in ("annotations", "annotation") and p.name != "Annotations")
+    hint = f" (found {', '.join(other)}: rename it to Annotations/)" if other else ""
+    raise InputError(folder, f"no Annotations/{{train,val,test}}.json found: not the SARDet-100K layout{hint}")
+
+
+def join_volumes(first: Path, out: Path) -> Path:
+    """The archive whose byte volumes are `first` (its `.001`) and the numbers after it, joined
+    into `out` (what `cat X.001 X.002 ... > X` does). A gap in the numbering is an error naming
+    the missing volume."""
+    match = VOLUME.match(first.name)
+    if not match or match["number"] != "001":
+        raise InputError(first, "not the first volume of a split archive (expected a name ending in .001)")
+    volumes = sorted(first.parent.glob(f"{glob.escape(match['archive'])}.[0-9][0-9][0-9]"))
+    expected = [first.with_name(f"{match['archive']}.{n:03d}") for n in range(1, len(volumes) + 1)]
+    if volumes != expected:
+        missing = next(e for e in expected if e not in volumes)
+        raise InputError(first, f"split archive is missing volume {missing.name} (have {len(volumes)}: "
+                                f"{', '.join(v.name for v in volumes)})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as whole:
+        for volume in volumes:
+            with open(volume, "rb") as part:
+                shutil.copyfileobj(part, whole, 1 << 22)
+    log.info("%s: joined %d volumes into %s", first, len(volumes), out)
+    return out
+
+
+def unpack_folder(folder: Path, unpacked: Path, joined: Path, max_bytes: float) -> Path:
+    """A folder of archives (a hub snapshot, the files of a share downloaded by hand) as one
+    dataset: every archive extracted (split volumes joined first, into `joined`), merged with the
+    folder's loose files; returns the SARDet-100K root found in `unpacked`."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not _hub_metadata(p.relative_to(folder)))
+    unreadable = [p for p in files if UNREADABLE.search(p.name)]
+    if unreadable:
+        name = unreadable[0].name
+        how = ("zip's own spanned volumes: join them with `zip -s 0 X.zip --out X-whole.zip`"
+               if re.search(r"\.z\d{2}$", name, re.IGNORECASE) else "extract it with `7z x` (or unrar)")
+        raise InputError(unreadable[0], f"cannot unpack {name}, {how}, then point sardet_root at the result (or "
+                                        "download.archive at the whole archive)")
+    firsts = [p for p in files if (m := VOLUME.match(p.name)) and m["number"] == "001"]
+    volumes = [p for p in files if VOLUME.match(p.name)]
+    archives = [p for p in files if p.name.endswith(ARCHIVE_SUFFIXES) and p not in volumes]
+    archives += [join_volumes(first, joined / VOLUME.match(first.name)["archive"]) for first in firsts]
+    loose = [p for p in files if p not in volumes and p not in archives]
+    if unpacked.exists():
+        shutil.rmtree(unpacked)
+    unpacked.mkdir(parents=True)
+    for archive in archives:
+        _extract_into(archive, unpacked, max_bytes)
+    for path in loose:  # annotations or images beside the archives: linked, not copied, where possible
+        target = unpacked / path.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+    if joined.exists():
+        shutil.rmtree(joined)
+    log.info("%s: %d archives extracted, %d loose files", folder, len(archives), len(loose))
+    return locate_root(unpacked)
+
+
+def _hub_metadata(relative: Path) -> bool:
+    """Files of a snapshot folder that are not the dataset's: the hub clients' own (.cache/,
+    .gitattributes, .mdl, .msc) and the manifest of what the folder was downloaded for."""
+    return relative.parts[0] in (".cache", ".huggingface") or relative.name in (".gitattributes", ".mdl", ".msc",
+                                                                                ".mv") or str(relative) == MANIFEST
+
+
+def annotations_into_place(root: Path) -> None:
+    """`<split>.json` beside Annotations/ (the Kaggle copy's test.json) moved into it, where the
+    workflow reads it."""
+    for split in SPLITS:
+        beside, inside = root / f"{split}.json", root / "Annotations" / f"{split}.json"
+        if beside.is_file() and not inside.exists():
+            log.info("%s: moved into %s (the SARDet-100K layout)", beside, inside)
+            shutil.move(str(beside), str(inside))
 
 
 def place(root: Path, target: str | os.PathLike) -> Path:
@@ -198,12 +290,12 @@ def fetch(settings: dict, target: str | os.PathLike, work: str | os.PathLike) ->
         snapshot = work / "snapshot"
         claim_folder(snapshot, {k: settings.get(k) for k in ("source", "repo_id", "revision")}, "download")
         snapshot = fetch_hub(source, settings["repo_id"], settings["revision"], snapshot)
-        archives = sorted(p for p in snapshot.rglob("*") if p.suffix in (".zip", ".tar", ".gz", ".tgz"))
-        if unpacked.exists():
-            shutil.rmtree(unpacked)
-        for arc in archives:
-            _extract_into(arc, unpacked, max_bytes)
-        root = locate_root(unpacked if archives else snapshot)
+        root = unpack_folder(snapshot, unpacked, work / "joined", max_bytes)
+    elif source == "archive" and Path(settings["archive"]).is_dir():  # the files of a share, downloaded by hand
+        if settings.get("sha256"):
+            raise InputError(settings["archive"], "download.sha256 names one archive, but download.archive is a "
+                                                  "folder: leave sha256 empty")
+        root = unpack_folder(Path(settings["archive"]), unpacked, work / "joined", max_bytes)
     elif source in ("url", "archive"):
         if source == "url":
             downloads = work / "download"
@@ -215,10 +307,15 @@ def fetch(settings: dict, target: str | os.PathLike, work: str | os.PathLike) ->
             if not archive.is_file():
                 raise InputError(archive, "archive not found")
             verify_sha256(archive, settings.get("sha256"))
+            if VOLUME.match(archive.name):  # the first of its byte volumes: joined, then extracted
+                archive = join_volumes(archive, work / "joined" / VOLUME.match(archive.name)["archive"])
         safe_extract(archive, unpacked, max_bytes)
+        if archive.is_relative_to(work / "joined"):
+            shutil.rmtree(work / "joined")
         root = locate_root(unpacked)
     else:
         raise ValueError(f"download.source {source!r} is not one of huggingface, modelscope, url, archive")
+    annotations_into_place(root)
     return place(root, target)
 
 

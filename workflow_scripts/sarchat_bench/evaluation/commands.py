@@ -68,7 +68,8 @@ def baseline(args) -> None:
 @command(COMMANDS, "lmms-tasks", "an lmms-eval task folder of the test files, scored by this scorer (docs/interop.md)",
          arg("--out", required=True, help="the task folder (replaced): give it to lmms-eval's --include_path"),
          arg("--limit", type=int, default=0, help="copy only each test file's first N records (smoke tests)"),
-         arg("--image-root", help="where relative image paths are resolved (the SARDet-100K root)"),
+         arg("--image-root", help="where relative image paths are resolved (the SARDet-100K root; default: "
+                                  "$ROOT_IMAGE_DIR when lmms-eval runs)"),
          arg("--coords", default="pixel", help="the convention of the answers' boxes, as `score --coords`"),
          arg("cells", nargs="+", metavar="CELL=PATH",
              help="test files, e.g. classify=results/sarchat/test/classify.jsonl"))

@@ -27,12 +27,13 @@ from pathlib import Path
 from sarchat_bench.core.io import atomic_folder
 from sarchat_bench.evaluation.metrics import value_of
 from sarchat_bench.evaluation.scoring import evaluate
+from sarchat_bench.paper.records import image_file
 from sarchat_bench.paper.table3 import CELL_METRICS
 
 IMAGE_TOKEN = "<image>"
 # Set by a task folder's utils.py: where relative image paths are resolved (the SARDet-100K
-# root; None: as they are, from lmms-eval's working folder), and the convention answers' boxes
-# are read in (scoring.evaluate's `coords`).
+# root; None: $ROOT_IMAGE_DIR, as paper.records.image_file reads it), and the convention
+# answers' boxes are read in (scoring.evaluate's `coords`).
 IMAGE_ROOT: str | None = None
 COORDS = "pixel"
 
@@ -45,8 +46,8 @@ def _question(doc) -> str:
 
 
 def image_path(path: str) -> Path:
-    """A record's image file: a relative path is resolved against IMAGE_ROOT when it is set."""
-    return Path(IMAGE_ROOT) / path if IMAGE_ROOT and not Path(path).is_absolute() else Path(path)
+    """A record's image file: a relative path is resolved against IMAGE_ROOT (image_file)."""
+    return Path(image_file(path, IMAGE_ROOT))
 
 
 def doc_to_visual(doc) -> list:

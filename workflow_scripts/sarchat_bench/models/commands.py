@@ -177,23 +177,25 @@ def tiny_model(args) -> None:
          arg("--model", required=True),
          arg("--entry", type=json_value, required=True, help="the model's source and code_repo"),
          arg("--cache-dir", required=True),
-         arg("--out", required=True, help="manifest naming the local folders"))
+         arg("--out", required=True, help="manifest naming the local folders"),
+         arg("--model-lock", help="the model lock: the commits to fetch, and where resolved ones are recorded"))
 def prefetch(args) -> None:
     from sarchat_bench.models.fetch import prefetch
 
-    prefetch(args.model, args.entry, args.cache_dir, args.out)
+    prefetch(args.model, args.entry, args.cache_dir, args.out, args.model_lock)
 
 
 @command(COMMANDS, "envs", "check (or --write) the conda files envs/<name>.yaml against envs/<name>.txt, or --build "
                            "an environment without conda",
          arg("--write", action="store_true", help="regenerate envs/<name>.yaml from envs/<name>.txt"),
          arg("--build", metavar="NAME", help="build .venvs/NAME, layered over .venv (make env ENV=NAME)"),
+         arg("--constraints", help="with --build: the versions to install (default: envs/locks/NAME.txt)"),
          arg("--lock", action="store_true", help="resolve every environment and write envs/locks/ (make lock)"))
 def envs(args) -> None:
     from sarchat_bench.models import environments
 
     if args.build:
-        log.info("environment %s built: %s", args.build, environments.build(args.build))
+        log.info("environment %s built: %s", args.build, environments.build(args.build, args.constraints))
         return
     if args.lock:
         for name in environments.names():

@@ -64,10 +64,24 @@ def canonical(package: str) -> str:
     return package.strip().lower().replace("_", "-").replace(".", "-")
 
 
+def lock_file(name: str) -> Path:
+    """envs/locks/<name>.txt: every package a resolution of envs/<name>.txt gave, pinned. Written
+    by `make lock` (write_lock) only; every install takes its versions from it."""
+    return ENVS_DIR / "locks" / f"{name}.txt"
+
+
 def locked_versions(name: str) -> dict[str, str]:
-    """envs/locks/<name>.txt: every package a resolution of the environment gave, pinned."""
-    pairs = (line.split("==") for line in (ENVS_DIR / "locks" / f"{name}.txt").read_text().split())
+    """The versions of an environment's lock file."""
+    pairs = (line.split("==") for line in lock_file(name).read_text().split())
     return {canonical(package): version for package, version in pairs}
+
+
+def install_arguments(name: str, constraints: str | os.PathLike | None = None) -> list[str]:
+    """pip's arguments that install an environment as locked: its requirements (the pins a person
+    edits) constrained by its lock (every version the resolution gave), or by `constraints`, the
+    lock as the Makefile passes it (without the CUDA 13 libraries where torch is a CUDA 12
+    build). `make setup` installs the default environment the same way."""
+    return ["-r", str(ENVS_DIR / f"{name}.txt"), "-c", str(constraints or lock_file(name))]
 
 
 def resolved_versions(report: str | os.PathLike) -> dict[str, str]:
@@ -88,7 +102,7 @@ def write_lock(name: str) -> Path:
         subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
                         "--quiet", "--report", str(report), "-r", str(ENVS_DIR / f"{name}.txt")], check=True)
         versions = resolved_versions(report)
-    lock = ENVS_DIR / "locks" / f"{name}.txt"
+    lock = lock_file(name)
     lock.parent.mkdir(exist_ok=True)
     lock.write_text("".join(f"{package}=={version}\n" for package, version in sorted(versions.items())))
     return lock
@@ -174,17 +188,18 @@ def layered(name: str) -> bool:
     return any(line.split("#", 1)[0].strip() in ("-r base.txt", "-r default.txt") for line in text.splitlines())
 
 
-def build(name: str) -> Path:
+def build(name: str, constraints: str | os.PathLike | None = None) -> Path:
     """Build environment `name` without conda (`make env ENV=<name>`).
 
-    An environment that shares the default one's pins becomes a virtual environment layered
-    over `.venv`: its own interpreter, a `.pth` that puts the default environment's packages
-    after its own, and pip installing only what differs (for `transformers4`: transformers 4.57
-    and the packages its families need). pip resolves against everything visible, checks it
-    (`pip check`), and never touches the default environment ("Not uninstalling ... outside
-    environment"). A layer is about 180 MB against 6 GB for a full copy with torch, and takes
-    seconds to build: on a shared cluster file system, quota and start-up time saved. It
-    depends on `.venv` staying where it is; `make env` rebuilds it when `.venv` changes."""
+    Its versions are the lock's (install_arguments). An environment that shares the default one's
+    pins becomes a virtual environment layered over `.venv`: its own interpreter, a `.pth` that puts
+    the default environment's packages after its own, and pip installing only what differs (for
+    `transformers4`: transformers 4.57 and the packages its families need). pip resolves against
+    everything visible, checks it (`pip check`), and never touches the default environment ("Not
+    uninstalling ... outside environment"). A layer is about 180 MB against 6 GB for a full copy
+    with torch, and takes seconds to build: on a shared cluster file system, quota and start-up time
+    saved. It depends on `.venv` staying where it is; `make env` rebuilds it when `.venv`
+    changes."""
     import site
     import subprocess
     import venv
@@ -203,7 +218,7 @@ def build(name: str) -> Path:
         (layer_site / "_sarchat_default_env.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     python = interpreter(name)
     subprocess.run([str(python), "-m", "pip", "install", "--isolated", "--disable-pip-version-check",
-                    "-r", str(ENVS_DIR / f"{name}.txt")], check=True)
+                    *install_arguments(name, constraints)], check=True)
     check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True)
     # decord's wheel is tagged py3-none but its WHEEL file says cp36: pip check calls it
     # "not supported on this platform", although it imports and decodes video fine.

@@ -6,7 +6,8 @@ A registry entry's `train:` or `infer:` settings fall into three parts:
   that shape the weights or the answers). A change reruns the job, and its checkpoints or
   partial answers are not resumed (they carry the spec in their manifest: core.workstate);
 - the run options: how the job runs, not what it makes (logging and saving cadence, batch
-  size, request concurrency, the model cache, the job's CPUs). A change reruns nothing;
+  size, request concurrency, the model cache, the job's CPUs, where the dataset's images are
+  mounted). A change reruns nothing;
 - the resources: what the job asks the scheduler for (GPUs, CPUs, memory, time). A change
   reruns nothing, and a retried job asks for more.
 
@@ -70,19 +71,23 @@ class JobSpec:
 @dataclass(frozen=True)
 class RunOptions:
     """How a model job runs: its run options (`swift sft` or engine options), the model cache,
-    and the CPUs the job was given."""
+    the CPUs the job was given, the image root: the SARDet-100K folder the records' image
+    paths are relative to (paper.records.image_file), wherever it is mounted for this run, and
+    the model lock its prefetched snapshot is checked against (models.sources)."""
 
     options: dict
     cache_dir: str
     threads: int | None = None
+    image_root: str | None = None
+    model_lock: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"options": self.options, "cache_dir": self.cache_dir, "threads": self.threads},
-                          sort_keys=True)
+        return json.dumps({"options": self.options, "cache_dir": self.cache_dir, "threads": self.threads,
+                           "image_root": self.image_root, "model_lock": self.model_lock}, sort_keys=True)
 
     @classmethod
     def from_dict(cls, run: dict) -> RunOptions:
-        return cls(run["options"], run["cache_dir"], run.get("threads"))
+        return cls(run["options"], run["cache_dir"], run.get("threads"), run.get("image_root"), run.get("model_lock"))
 
 
 @dataclass(frozen=True)
@@ -135,10 +140,11 @@ class ModelJob:
     resources: Resources = field(compare=False)
 
     @classmethod
-    def of(cls, config: dict, model: str, section: Section, threads: int | None = None) -> ModelJob:
+    def of(cls, config: dict, model: str, section: Section, threads: int | None = None,
+           image_root: str | None = None) -> ModelJob:
         """The job of `model` that the config describes. `threads`: the CPUs the job was given
         (Snakemake's, at most --cores on a local run); training's dataloader workers are its
-        share per GPU."""
+        share per GPU. `image_root`: where the records' images are (rules/common.smk IMAGE_ROOT)."""
         e = entry(config, model)
         settings = e[section]
         resources = Resources(*(settings[k] for k in RESOURCE_KEYS))
@@ -152,7 +158,8 @@ class ModelJob:
         options = {k: v for k, v in settings.items() if k in RUN_OPTION_KEYS[section]}
         if section == "train" and threads is not None:
             options["dataloader_num_workers"] = max(1, threads // max(1, resources.gpus))
-        return cls(model, section, spec, RunOptions(options, config["cache_dir"], threads), resources)
+        run = RunOptions(options, config["cache_dir"], threads, image_root, config.get("model_lock") or None)
+        return cls(model, section, spec, run, resources)
 
     @classmethod
     def read(cls, model: str, section: Section, spec_json: dict, run_json: dict) -> ModelJob:

@@ -26,6 +26,7 @@ from sarchat_bench.core.io import atomic_output, iter_jsonl
 from sarchat_bench.core.sharding import shard_range_by_group
 from sarchat_bench.core.workstate import describe_change, digest
 from sarchat_bench.models.jobs import ModelJob
+from sarchat_bench.paper.records import with_image_files
 
 log = logging.getLogger(__name__)
 PredictFn = Callable[[Sequence[dict]], list[str]]
@@ -219,10 +220,13 @@ def predict_shard(job: ModelJob, *, test: str, shard: tuple[int, int], out, part
     if instruction := spec.settings.get("format_instruction"):  # zero-shot: say how to answer
         records = [{**r, "messages": [{**r["messages"][0], "content": f"{r['messages'][0]['content']} {instruction}"},
                                       *r["messages"][1:]]} for r in records]
-    model_path, load = local_model(spec, source_info)
+    model_path, load = local_model(spec, source_info, job.run.model_lock)
     adapter = read_json(adapter_info) if adapter_info else None
     made_from = {"spec": spec.as_dict(), "model": source_identity(model_path, spec.source),
                  "adapter": adapter["adapter_digest"] if adapter else None, "records": records_digest(records)}
+    # The images resolved after the manifest: answers made from the same records are kept
+    # wherever the images are mounted now.
+    records = with_image_files(records, job.run.image_root, test)
     settings = spec.settings
     endpoint = spec.source.get("endpoint")
     if endpoint:  # a served model: the requests go to it, nothing is loaded here

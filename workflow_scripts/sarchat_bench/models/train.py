@@ -28,6 +28,7 @@ from sarchat_bench.core.workstate import claim_folder, digest, file_digest
 from sarchat_bench.models.grouping import grouping_of
 from sarchat_bench.models.jobs import JOB_CHECK_KEYS, ModelJob
 from sarchat_bench.models.sources import OFFLINE, cache_env, local_model, source_identity
+from sarchat_bench.paper.records import IMAGE_ROOT_ENV, image_file
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +121,15 @@ def check_packing_support(model: str, spec) -> None:
 
 
 def job_env(model: str, gpus: int, cache_dir: str | os.PathLike, extra: dict | None = None,
-            threads: int | None = None) -> dict:
+            threads: int | None = None, image_root: str | os.PathLike | None = None) -> dict:
     """The environment of a model job: offline, reading the model cache, plus the entry's own
     variables; several GPUs launch torchrun with a port of the model's own. Each process's
     torch threads are its share of the job's CPUs: torch would otherwise start one per core of
-    the node, whatever the job was given."""
+    the node, whatever the job was given. `image_root` becomes ms-swift's ROOT_IMAGE_DIR, which
+    it resolves the records' relative image paths against."""
     env = {**os.environ, **cache_env(cache_dir), **OFFLINE}
+    if image_root:
+        env[IMAGE_ROOT_ENV] = str(Path(image_root).resolve())
     if threads:
         env.setdefault("OMP_NUM_THREADS", str(max(1, threads // max(1, gpus))))
     env.update({k: str(v) for k, v in (extra or {}).items()})
@@ -186,10 +190,11 @@ def train_log_path(sentinel: str | os.PathLike) -> Path:
 DEFAULT_MAX_OVERLONG_FRACTION = 0.001
 
 
-def record_shapes(dataset: str | os.PathLike) -> list[tuple[list[tuple[int, int]], list[tuple[str, str]]]]:
+def record_shapes(dataset: str | os.PathLike, image_root: str | os.PathLike | None = None
+                  ) -> list[tuple[list[tuple[int, int]], list[tuple[str, str]]]]:
     """Each training record's image sizes and (role, content) messages. SARChat records carry
     their image's size in `truth`; another file's images are read for their size (header only,
-    once per file)."""
+    once per file), relative paths below `image_root` (paper.records.image_file)."""
     from PIL import Image
 
     from sarchat_bench.core.io import iter_jsonl
@@ -206,7 +211,7 @@ def record_shapes(dataset: str | os.PathLike) -> list[tuple[list[tuple[int, int]
                 image_sizes = []
                 for path in rec.get("images", []):
                     if path not in sizes:
-                        with Image.open(path) as image:
+                        with Image.open(image_file(path, image_root, dataset, f"line {line}")) as image:
                             sizes[path] = image.size
                     image_sizes.append(sizes[path])
         except (KeyError, TypeError, OSError, orjson.JSONDecodeError) as err:
@@ -226,7 +231,7 @@ def overlong_samples(job: ModelJob, dataset: str | os.PathLike, model_path: str 
     text = TextTokens.of_model(model_path)
     max_pixels = spec.settings.get("extra_args", {}).get("max_pixels")
     lengths = Conversations(spec.template, text, spec.env, processor_params(spec.template, model_path, text),
-                            max_pixels).lengths(record_shapes(dataset))
+                            max_pixels).lengths(record_shapes(dataset, job.run.image_root))
     max_length = spec.settings["max_length"]
     return {"samples": len(lengths), "over": sum(1 for n in lengths if n > max_length),
             "longest": max(lengths, default=0), "max_length": max_length}
@@ -257,7 +262,7 @@ def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) 
     model's identity and the dataset's digest) goes into `made_from`, the manifest that decides
     whether the checkpoints in `work_dir` may be resumed."""
     model, spec = job.model, job.spec
-    model_path, load = local_model(spec, source_info)
+    model_path, load = local_model(spec, source_info, job.run.model_lock)
     made_from = {"spec": spec.as_dict(), "model": source_identity(model_path, spec.source),
                  "dataset": file_digest(dataset)}
     if uses_packing(spec.settings):
@@ -278,8 +283,10 @@ def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) 
             log.info("%s: resuming from %s", model, resume)
         else:
             log.info("%s: training from step 0", model)
-        log.info("running: %s", shlex.join(cmd))
-        result = subprocess.run(cmd, env=job_env(model, spec.gpus or 0, job.run.cache_dir, spec.env, job.run.threads))
+        env = job_env(model, spec.gpus or 0, job.run.cache_dir, spec.env, job.run.threads, job.run.image_root)
+        log.info("running: %s (images resolved against %s=%s)", shlex.join(cmd), IMAGE_ROOT_ENV,
+                 env.get(IMAGE_ROOT_ENV, "(unset)"))
+        result = subprocess.run(cmd, env=env)
         if result.returncode != 0:
             raise TrainingError(f"{model}: swift sft failed with exit code {result.returncode} (its output is "
                                 f"above); rerun to resume from {latest_checkpoint(work_dir) or 'the start'}")
@@ -302,7 +309,7 @@ def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) 
 
 def merge(job: ModelJob, *, adapter: str, out, source_info=None) -> None:
     """Merge a LoRA adapter into full weights (`swift export`), for backends that need them."""
-    model_path, load = local_model(job.spec, source_info)
+    model_path, load = local_model(job.spec, source_info, job.run.model_lock)
     cmd = [*swift_command(), "export", "--model", model_path, "--model_type", job.spec.model_type, "--template",
            job.spec.template, "--adapters", adapter, "--merge_lora", "true", "--output_dir", str(out),
            "--exist_ok", "true"]

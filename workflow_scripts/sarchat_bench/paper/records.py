@@ -3,11 +3,24 @@
 A record is an ms-swift record (`messages`, `images`) plus our metadata: `id`, `task`, `cell`
 and `truth`, the structured ground truth as JSON text. The dataset stage writes records; the
 evaluation and report stages read them through this module only.
+
+A record names its images relative to the SARDet-100K root (`JPEGImages/test/0000001.jpg`), so
+that a built dataset works wherever that root is mounted: every reader resolves them against
+the image root it is given (`image_file`), ms-swift against `ROOT_IMAGE_DIR` (docs/decisions.md,
+D20). Datasets built by 0.7.0 or earlier name them by absolute path, which resolve to themselves.
 """
 
 from __future__ import annotations
 
+import os
+
 import orjson
+
+from sarchat_bench.core.errors import InputError
+
+# ms-swift resolves a relative image path against this environment variable; our readers take
+# the same variable as the default of their --image-root, so that one setting serves both.
+IMAGE_ROOT_ENV = "ROOT_IMAGE_DIR"
 
 
 def truth_text(truth: dict, image) -> str:
@@ -49,3 +62,25 @@ def record(rid: str, task: str, cell: str, question: str, answer: str, image, tr
         "images": images or [image.path],
         "truth": truth if isinstance(truth, str) else truth_text(truth, image),
     }
+
+
+def image_file(name: str, image_root: str | os.PathLike | None, source: str | os.PathLike = "",
+               record_id: str | None = None) -> str:
+    """The file a record's image `name` is: below `image_root` (the SARDet-100K root the records
+    are resolved against; without one, $ROOT_IMAGE_DIR, as ms-swift reads it) when the name is
+    relative, the name itself when it is absolute. A relative name without either is an
+    InputError naming `source` and the record."""
+    if os.path.isabs(name):
+        return name
+    image_root = image_root or os.environ.get(IMAGE_ROOT_ENV)
+    if not image_root:
+        raise InputError(source, f"image {name!r} is relative to the SARDet-100K root, but no image root was given "
+                                 f"(config image_root, --image-root or ${IMAGE_ROOT_ENV})", record_id)
+    return os.path.join(image_root, name)
+
+
+def with_image_files(records: list[dict], image_root: str | os.PathLike | None,
+                     source: str | os.PathLike = "") -> list[dict]:
+    """The records with their `images` resolved to files (image_file); the records are not changed."""
+    return [{**rec, "images": [image_file(name, image_root, source, rec.get("id")) for name in rec["images"]]}
+            for rec in records]

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from sarchat_bench.core.io import atomic_output, read_json, read_jsonl
 from sarchat_bench.evaluation.scoring import load_predictions
-from sarchat_bench.paper.records import truth_of
+from sarchat_bench.paper.records import image_file, truth_of
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,9 @@ def draw(image_path: str, true: list, predicted: list, side: int) -> str:
 
 
 def cell_section(cell: str, test_path, predictions_path, details_path, score_path, per_cell: int,
-                 side: int) -> str:
-    """The HTML section of one test file."""
+                 side: int, image_root: str | os.PathLike | None = None) -> str:
+    """The HTML section of one test file; its images are resolved against `image_root`
+    (paper.records.image_file)."""
     test = {rec["id"]: rec for rec in read_jsonl(test_path)}
     details = {d["id"]: d for d in read_jsonl(details_path)}
     # Whatever its score job read: a `swift infer` result file too, which the score job accepts
@@ -97,7 +98,8 @@ def cell_section(cell: str, test_path, predictions_path, details_path, score_pat
     for sample_id in pick(list(test), groups, per_cell):
         rec, answer = test[sample_id], answers.get(sample_id, "")
         truth = truth_of(rec)
-        image = draw(rec["images"][0], truth_boxes(truth), details[sample_id].get("boxes", ()), side)
+        image = draw(image_file(rec["images"][0], image_root, test_path, sample_id), truth_boxes(truth),
+                     details[sample_id].get("boxes", ()), side)
         group, account = judged[sample_id]
         question = rec["messages"][0]["content"].replace("<image>", "")
         rows.append(f'<tr class="{group.split()[0]}"><td><img src="{image}" alt="{html.escape(sample_id)}">'
@@ -115,11 +117,11 @@ def cell_section(cell: str, test_path, predictions_path, details_path, score_pat
 
 
 def cell_page(out: str | os.PathLike, model: str, cell: str, paths: dict[str, str], per_cell: int = 20,
-              side: int = 256) -> Path:
+              side: int = 256, image_root: str | os.PathLike | None = None) -> Path:
     """`out`: the page of `model`'s answers on the test file `cell`. `paths`: its test,
-    predictions, details and score files."""
+    predictions, details and score files; `image_root`: where the test file's images are."""
     section = cell_section(cell, paths["test"], paths["predictions"], paths["details"], paths["score"], per_cell,
-                              side)
+                           side, image_root)
     page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Answers of {html.escape(model)}: {cell}'
             f"</title><style>{STYLE}</style></head><body><h1>Answers of {html.escape(model)}: {cell}</h1>"
             f"<p>Its answers on the test file beside the reference, with the scorer's verdict; at most {per_cell} "

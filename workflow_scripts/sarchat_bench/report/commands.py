@@ -48,10 +48,12 @@ def report(args) -> None:
          arg("--details", required=True, help="its per-sample verdicts (<cell>.details.jsonl)"),
          arg("--score", required=True, help="its score file (<cell>.json)"),
          arg("--per-cell", type=int, default=20, help="samples shown per test file"),
-         arg("--side", type=int, default=256, help="thumbnail size in pixels"))
+         arg("--side", type=int, default=256, help="thumbnail size in pixels"),
+         arg("--image-root", help="the SARDet-100K folder the test file's image paths are relative to "
+                                  "(default: $ROOT_IMAGE_DIR)"))
 def answers(args) -> None:
     from sarchat_bench.report.answers import cell_page
 
     paths = {"test": args.test, "predictions": args.predictions, "details": args.details, "score": args.score}
     log.info("answers of %s on %s in %s", args.model, args.cell,
-             cell_page(args.out, args.model, args.cell, paths, args.per_cell, args.side))
+             cell_page(args.out, args.model, args.cell, paths, args.per_cell, args.side, args.image_root))

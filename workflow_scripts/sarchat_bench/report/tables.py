@@ -229,15 +229,29 @@ def _write(path, text: str) -> None:
         out.write(text)
 
 
+# How the tables print numbers: scores (percent) with two decimals; a model's size as the
+# registry gives it (`g`: 0.0002 for a tiny model, 4.2 or 7 for real ones), since two decimals
+# print every tiny model as 0.00, and "<0.01" would hide that they differ and stop the column
+# sorting as numbers. A missing value ("–": a baseline has no size) is never "nan".
+COLUMN_FORMATS = {"Param (B)": "g"}
+
+
 def _markdown(df: pd.DataFrame) -> str:
-    return df.to_markdown(index=False, floatfmt=".2f", missingval="–") + "\n"
+    cells = df.astype(object).where(df.notna(), None)  # NaN as missing, not "nan"
+    formats = [COLUMN_FORMATS.get(c, ".2f") for c in df.columns]
+    return cells.to_markdown(index=False, floatfmt=formats, missingval="–") + "\n"
+
+
+def _latex_number(column: str):
+    spec = COLUMN_FORMATS.get(column, ".2f")
+    return lambda v: "--" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
 def _write_table(stem: Path, table: pd.DataFrame, title: str, note: str, note_first: bool = False) -> None:
     """A table as <stem>.csv, <stem>.html (the report's page) and <stem>.md, with its title and
     its note (in the Markdown, before the table or after it)."""
     write_csv(stem.with_suffix(".csv"), table)
-    write_table_html(stem.with_suffix(".html"), table, title, note)
+    write_table_html(stem.with_suffix(".html"), table, title, note, COLUMN_FORMATS)
     body = note + "\n\n" + _markdown(table) if note_first else _markdown(table) + "\n" + note + "\n"
     _write(stem.with_suffix(".md"), f"# {title}\n\n" + body)
 
@@ -270,6 +284,7 @@ def write_tables(out_dir, scores: dict, registry: dict, tables: tuple | None = N
     note = f"{weights_note(weights)} Made by SARChat-Bench {__version__}."
     _write_table(out_dir / "table3", table, "Table 3: SARChat-Bench results", note)
     latex = table.drop(columns=["Family"]).to_latex(index=False, float_format="%.2f", na_rep="--",
+                                                    formatters={c: _latex_number(c) for c in COLUMN_FORMATS},
                                                     caption="SARChat-Bench results (Table 3 layout). " + note,
                                                     label="tab:sarchat-bench")
     _write(out_dir / "table3.tex", latex)
@@ -281,7 +296,7 @@ def write_tables(out_dir, scores: dict, registry: dict, tables: tuple | None = N
     comparison = paper_comparison(table, registry)
     none = "No evaluated model has a row in the paper's Table 3."
     write_table_html(out_dir / "table3_vs_paper.html", comparison, "Ours beside the paper's Table 3",
-                     "" if len(comparison) else none)
+                     "" if len(comparison) else none, COLUMN_FORMATS)
     body = _markdown(comparison) if len(comparison) else none + "\n"
     _write(out_dir / "table3_vs_paper.md", "# Ours beside the paper's Table 3\n\n" + body)
 
