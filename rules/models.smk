@@ -62,10 +62,11 @@ rule grouped_mix:
     params:
         spec=lambda w: GROUPED_MIXES[w.mix][0].to_json(),
         source=source_option,
-        cache_dir=CACHE_DIR,
+        cache_dir=untracked(CACHE_DIR),
+        image_root=untracked(IMAGE_ROOT),
     shell:
         "python -m sarchat_bench group-conversations --spec {params.spec:q} {params.source}"
-        " --cache-dir {params.cache_dir:q} --out {output.records} --summary {output.summary} 2> {log}"
+        " --cache-dir {params.cache_dir:q} --image-root {params.image_root:q} --out {output.records} --summary {output.summary} 2> {log}"
 
 
 rule train_model:

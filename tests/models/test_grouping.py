@@ -11,6 +11,7 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sarchat_bench.core.errors import InputError
 from sarchat_bench.models.grouping import (
     SAFETY_TOKENS,
     EpochTokens,
@@ -23,6 +24,7 @@ from sarchat_bench.models.grouping import (
     grouped_mix,
     grouped_mixes,
     grouped_records,
+    image_sizes,
     load_template,
 )
 from support import CONFIG
@@ -192,3 +194,20 @@ def test_a_file_with_nothing_to_group_is_one_line(tiny, tmp_path):
     assert result.returncode == 2  # bad input
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {data}: no record for grouping 'all' (single-turn, one image)")
+
+
+def test_image_sizes_come_from_the_truth_else_from_the_file_below_the_image_root(tmp_path):
+    """Records name images relative to the dataset root (D20): a record without its size in the
+    truth is sized from the file below the image root; a missing file is one line naming it."""
+    from PIL import Image
+
+    (tmp_path / "root" / "JPEGImages").mkdir(parents=True)
+    Image.new("RGB", (300, 200)).save(tmp_path / "root" / "JPEGImages" / "a.jpg")
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"id": "x-1", "messages": [], "images": ["JPEGImages/b.jpg"],
+                                "truth": json.dumps({"width": 512, "height": 512})}) + "\n"
+                    + json.dumps({"id": "x-2", "messages": [], "images": ["JPEGImages/a.jpg"]}) + "\n")
+    sizes = image_sizes(data, {"JPEGImages/a.jpg", "JPEGImages/b.jpg"}, tmp_path / "root")
+    assert sizes == {"JPEGImages/b.jpg": (512, 512), "JPEGImages/a.jpg": (300, 200)}
+    with pytest.raises(InputError, match=r"train\.jsonl.*cannot read the size of image .*root/JPEGImages/c\.jpg"):
+        image_sizes(data, {"JPEGImages/c.jpg"}, tmp_path / "root")

@@ -55,6 +55,8 @@ def train(args) -> None:
              help="what the file is made from: data, grouping, max_length, seed, the model (GroupedMix)"),
          arg("--source-info", help="prefetch manifest of a hub model (its local snapshot)"),
          arg("--cache-dir", required=True, help="the model cache"),
+         arg("--image-root", help="where the records' relative image paths are (default: $ROOT_IMAGE_DIR); "
+                                  "read only for records whose truth does not give the image's size"),
          arg("--out", required=True, help="the grouped training file (JSONL)"),
          arg("--summary", required=True, help="what it holds, the tokens of an epoch, what was checked (JSON)"))
 def group_conversations(args) -> None:
@@ -72,7 +74,8 @@ def group_conversations(args) -> None:
 
     folder, load = local_model(JobSpec(mix.model_path, mix.model_type, mix.template, mix.source, mix.env, {},
                                        mix.environment, {}), args.source_info)
-    info = build_grouped_mix(mix, out=args.out, summary=args.summary, model_folder=folder, load=load)
+    info = build_grouped_mix(mix, out=args.out, summary=args.summary, model_folder=folder, load=load,
+                             image_root=args.image_root)
     tokens = info["epoch_tokens"]
     log.info("%s: %d records in, %d out (%d conversations of %d turns); tokens per epoch %d -> %d",
              args.out, info["records_in"], info["records_out"], info["conversations"],

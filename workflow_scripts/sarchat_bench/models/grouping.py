@@ -39,6 +39,7 @@ from sarchat_bench.core.io import iter_jsonl, write_json, write_jsonl
 from sarchat_bench.core.seeds import derive_seed
 from sarchat_bench.core.workstate import digest
 from sarchat_bench.models.registry import entry, model_path, run_models
+from sarchat_bench.paper.records import image_file
 
 log = logging.getLogger(__name__)
 
@@ -356,23 +357,25 @@ class TemplateLengths:
         return self.image_sizes[width, height]
 
 
-def image_size(sample_truth: dict | None, path: str) -> tuple[int, int]:
+def image_size(truth: dict | None, name: str, image_root: str | os.PathLike | None = None,
+               source: str | os.PathLike = "", record: str | None = None) -> tuple[int, int]:
     """An image's size: from the record's truth where the dataset build wrote it, else from the
-    file's header."""
-    if sample_truth and "width" in sample_truth and "height" in sample_truth:
-        return int(sample_truth["width"]), int(sample_truth["height"])
+    file's header (a relative name below `image_root`, paper.records.image_file)."""
+    if truth and "width" in truth and "height" in truth:
+        return int(truth["width"]), int(truth["height"])
     from PIL import Image
 
+    path = image_file(name, image_root, source, record)
     try:
         with Image.open(path) as im:
             return im.size
     except OSError as err:
-        raise InputError(path, f"cannot read the image's size ({err})") from None
+        raise InputError(source or path, f"cannot read the size of image {path} ({err})", record) from None
 
 
-def image_sizes(path, images: set[str]) -> dict[str, tuple[int, int]]:
+def image_sizes(path, images: set[str], image_root: str | os.PathLike | None = None) -> dict[str, tuple[int, int]]:
     """The sizes of `images`, from the records' truth (one more pass over the file), else from
-    the image files."""
+    the image files below `image_root`."""
     import orjson
 
     sizes: dict[str, tuple[int, int]] = {}
@@ -380,9 +383,10 @@ def image_sizes(path, images: set[str]) -> dict[str, tuple[int, int]]:
         paths = record.get("images") or ()
         if len(paths) == 1 and paths[0] in images and paths[0] not in sizes:
             truth = record.get("truth")
-            sizes[paths[0]] = image_size(orjson.loads(truth) if isinstance(truth, str) else truth, paths[0])
+            sizes[paths[0]] = image_size(orjson.loads(truth) if isinstance(truth, str) else truth, paths[0],
+                                         image_root, path, record.get("id"))
     for image in images - sizes.keys():
-        sizes[image] = image_size(None, image)
+        sizes[image] = image_size(None, image, image_root, path)
     return sizes
 
 
@@ -398,7 +402,8 @@ def load_template(mix: GroupedMix, model_folder: str, load: dict):
     return template
 
 
-def build_grouped_mix(mix: GroupedMix, *, out, summary, model_folder: str, load: dict | None = None) -> dict:
+def build_grouped_mix(mix: GroupedMix, *, out, summary, model_folder: str, load: dict | None = None,
+                      image_root: str | os.PathLike | None = None) -> dict:
     """Write the grouped training file of `mix` and its summary (what it holds, the tokens of an
     epoch with and without grouping, what was measured and checked); returns the summary."""
     items = read_samples(mix.dataset)
@@ -412,7 +417,7 @@ def build_grouped_mix(mix: GroupedMix, *, out, summary, model_folder: str, load:
     turn_tokens = [0] * len(items)
     for i, n in zip(positions, lengths.turns([items[i] for i in positions])):
         turn_tokens[i] = n
-    sizes = image_sizes(mix.dataset, {items[i].image for i in positions})
+    sizes = image_sizes(mix.dataset, {items[i].image for i in positions}, image_root)
     shared = {image: lengths.prefix + lengths.image(*size) for image, size in sizes.items()}
     budget = mix.max_length - SAFETY_TOKENS
     records, estimates, turns = [], [], []

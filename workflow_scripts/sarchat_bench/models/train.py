@@ -25,10 +25,10 @@ import orjson
 from sarchat_bench.core.errors import InputError, SarchatError
 from sarchat_bench.core.io import atomic_output, save_figure, write_json
 from sarchat_bench.core.workstate import claim_folder, digest, file_digest
-from sarchat_bench.models.grouping import grouping_of
+from sarchat_bench.models.grouping import grouping_of, image_size
 from sarchat_bench.models.jobs import JOB_CHECK_KEYS, ModelJob
 from sarchat_bench.models.sources import OFFLINE, cache_env, local_model, source_identity
-from sarchat_bench.paper.records import IMAGE_ROOT_ENV, image_file
+from sarchat_bench.paper.records import IMAGE_ROOT_ENV
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +195,6 @@ def record_shapes(dataset: str | os.PathLike, image_root: str | os.PathLike | No
     """Each training record's image sizes and (role, content) messages. SARChat records carry
     their image's size in `truth`; another file's images are read for their size (header only,
     once per file), relative paths below `image_root` (paper.records.image_file)."""
-    from PIL import Image
-
     from sarchat_bench.core.io import iter_jsonl
 
     sizes: dict[str, tuple[int, int]] = {}
@@ -205,16 +203,14 @@ def record_shapes(dataset: str | os.PathLike, image_root: str | os.PathLike | No
         try:
             messages = [(m["role"], m["content"]) for m in rec["messages"]]
             truth = orjson.loads(rec["truth"]) if isinstance(rec.get("truth"), str) else {}
-            if "width" in truth and len(rec.get("images", [])) == 1:
-                image_sizes = [(truth["width"], truth["height"])]
-            else:
-                image_sizes = []
-                for path in rec.get("images", []):
-                    if path not in sizes:
-                        with Image.open(image_file(path, image_root, dataset, f"line {line}")) as image:
-                            sizes[path] = image.size
-                    image_sizes.append(sizes[path])
-        except (KeyError, TypeError, OSError, orjson.JSONDecodeError) as err:
+            paths = rec.get("images", [])
+            image_sizes = []
+            written = truth if len(paths) == 1 and "width" in truth else None
+            for path in paths:
+                if written or path not in sizes:
+                    sizes[path] = image_size(written, path, image_root, dataset, f"line {line}")
+                image_sizes.append(sizes[path])
+        except (KeyError, TypeError, orjson.JSONDecodeError) as err:
             raise InputError(dataset, f"cannot size the record ({type(err).__name__}: {err})",
                              record=f"line {line}") from None
         shapes.append((image_sizes, messages))
