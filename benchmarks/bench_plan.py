@@ -6,7 +6,8 @@ plan's inputs (the box tables and the generators' summaries) with orjson.
     python benchmarks/bench_plan.py [--workdir DIR [--root SARDET_ROOT]] [--repeat 3]
 
 Without --workdir it builds the dataset first (`snakemake build_dataset` on generated
-annotations, bench_build.make_annotations; a few minutes); with one, it reuses that build.
+annotations with SARDet-100K's image sizes, bench_build.make_annotations and
+bench_grouped.SARDET_TRAIN_SIZES; a few minutes); with one, it reuses that build.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 from bench_build import make_annotations
+from bench_grouped import SARDET_TRAIN_SIZES
 
 REPO = Path(__file__).resolve().parents[1]
 FLOOR = """import sys, orjson
@@ -51,7 +53,7 @@ def main() -> None:
     scratch = Path(args.workdir or tempfile.mkdtemp(prefix="bench_plan_"))
     root = Path(args.root) if args.root else scratch / "SARDet_100K"
     if not args.workdir:
-        print("images, boxes:", make_annotations(root, 1.0))
+        print("images, boxes:", make_annotations(root, 1.0, sizes=SARDET_TRAIN_SIZES))
         snakemake(scratch, root, "build_dataset")
     inputs = [str(p) for p in (scratch / "results" / "sarchat").rglob("*.json")
               if p.parent.name in ("annotations", "summaries", "test") and not p.name.endswith(".report.json")]

@@ -1,8 +1,10 @@
 #!/usr/bin/env python
-"""Does the training mix's early write-back (`sync_file_range` through ctypes, in
-dataset/ordered_write.py) pay for itself? Times the training-mix job's work on SARDet-100K-sized
-box tables with it and without it (a no-op in its place), alternately, each in a fresh process
-after flushing dirty pages, and prints the medians and their ratio.
+"""Would an early write-back of the training mix (`sync_file_range` through ctypes after each
+part's pwrite in dataset/ordered_write.py) pay for itself? The package had one until 0.8.0 and
+dropped it because this benchmark showed no gain (docs/performance.md). Times the training-mix
+job's work on SARDet-100K-sized box tables with it (patched in here) and without it (the
+package as it is), alternately, each in a fresh process after flushing dirty pages, and prints
+the medians and their ratio.
 
     python benchmarks/bench_writeback.py [--scale 1.0] [--repeat 5] [--workers 2] [--keep DIR]
 
@@ -32,8 +34,15 @@ import sys, time
 from sarchat_bench.dataset import ordered_write
 from sarchat_bench.dataset.build import build_train_mix
 variant, workers, tables, out = sys.argv[1], int(sys.argv[2]), sys.argv[3:-1], sys.argv[-1]
-if variant == "off":
-    ordered_write.start_writeback = lambda fd, offset, length: 0
+if variant == "on":
+    import ctypes, os
+    sync_file_range = ctypes.CDLL(None, use_errno=True).sync_file_range
+    sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    def pwrite(fd, data, offset, _pwrite=os.pwrite):
+        written = _pwrite(fd, data, offset)
+        sync_file_range(fd, offset, written, 2)  # SYNC_FILE_RANGE_WRITE: start, do not wait
+        return written
+    ordered_write.os.pwrite = pwrite
 start = time.perf_counter()
 build_train_mix(tables, out, seed=2025, workers=workers)
 print(time.perf_counter() - start)

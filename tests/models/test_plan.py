@@ -127,3 +127,35 @@ def test_snakemake_plan_writes_the_plan_and_all_depends_on_it(tmp_path):
     assert planned_rules(tmp_path, "plan", "--config", run, extra_config="plan: {mfu: 0.5}\n") == {"plan": 1}
     (tmp_path / "fresh").mkdir()
     assert "plan" in planned_rules(tmp_path / "fresh", "all", "--config", run)
+
+
+# SARDet-100K's training images per size (the full-scale plan run of docs/cost.md).
+SARDET_TRAIN_IMAGES = {(256, 256): 71_646, (512, 512): 17_113, (800, 800): 3_748, (500, 350): 942, (224, 224): 773,
+                       (1000, 1000): 271}
+
+
+def test_the_papers_recipe_runs_for_every_paper_model_on_sardets_image_sizes():
+    """An image's samples are over max_length when the image alone nearly fills it: for each of
+    the paper's 16 models, the share of SARDet-100K's training images that leave fewer than 100
+    tokens of max_length for the chat turn and the texts is within what its entry accepts
+    (training.max_overlong_fraction, or the entry's own: InternVL2.5's 1000x1000 images, D21),
+    so no training job of `run: paper` stops at its over-long check."""
+    from sarchat_bench.models.jobs import ModelJob
+    from sarchat_bench.models.registry import run_models
+    from sarchat_bench.models.tokens import image_tokens
+    from sarchat_bench.models.train import DEFAULT_MAX_OVERLONG_FRACTION
+    from support import CONFIG
+
+    total = sum(SARDET_TRAIN_IMAGES.values())
+    shares = {}
+    for model in run_models({**CONFIG, "run": "paper"}):
+        job = ModelJob.of(CONFIG, model, "train")
+        budget = job.spec.settings["max_length"] - 100
+        over = sum(n for (w, h), n in SARDET_TRAIN_IMAGES.items()
+                   if image_tokens(job.spec.template, w, h, job.spec.env) > budget)
+        shares[model] = over / total
+        assert shares[model] <= job.run.options.get("max_overlong_fraction", DEFAULT_MAX_OVERLONG_FRACTION), model
+    assert len(shares) == 16
+    # InternVL2.5's 1000x1000 images (12 tiles and a thumbnail) are the only ones over.
+    assert {m for m, share in shares.items() if share} == {f"internvl2.5-{s}b" for s in (1, 2, 4, 8)}
+    assert all(0.001 < share < 0.005 for share in shares.values() if share)

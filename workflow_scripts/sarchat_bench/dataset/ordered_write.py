@@ -7,14 +7,11 @@ number of workers or their timing. The file is written through `atomic_output`, 
 killed run leaves nothing that looks complete.
 
 A worker whose part is not next yet keeps its bytes and goes on with the next part; it places
-them once the parts before them are placed (at the latest when no part is left to take). Each
-part's write-back to disk starts as soon as it is written, so the final fsync does not wait
-for the whole file.
+them once the parts before them are placed (at the latest when no part is left to take).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -31,21 +28,6 @@ _TAKE, _PLACE, _OFFSET = range(3)
 PROGRESS_SECONDS = 10.0
 
 Produce = Callable[[int], "tuple[bytes | bytearray, Any]"]
-
-
-def _start_writeback_function() -> Callable[[int, int, int], Any]:
-    """sync_file_range(SYNC_FILE_RANGE_WRITE): start writing a range to disk without waiting
-    (Linux; os has no binding). Elsewhere, a no-op: the final fsync then does all the work."""
-    try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (AttributeError, OSError):
-        return lambda fd, offset, length: 0
-    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    write = 2  # SYNC_FILE_RANGE_WRITE
-    return lambda fd, offset, length: function(fd, offset, length, write)
-
-
-start_writeback = _start_writeback_function()
 
 
 def write_in_order(path: str | os.PathLike, n_parts: int, produce: Produce, *, workers: int = 1,
@@ -143,8 +125,6 @@ def _place(fd, held: dict, lock, state, parent_pid: int, *, wait: bool) -> None:
             state[_OFFSET] += len(data)
             state[_PLACE] += 1
             lock.notify_all()
-        start, length = offset, len(data)
         while data:  # outside the lock: the next part's writer need not wait for this one
             written = os.pwrite(fd, data, offset)
             data, offset = data[written:], offset + written
-        start_writeback(fd, start, length)
