@@ -146,7 +146,8 @@ def test_conversations_fit_max_length_as_the_template_encodes_them_with_loss_on_
     max_length = 320  # splits the demo images' ~27 samples into several conversations
     mix = mix_of(tiny, arch, train_mix, "all", max_length)
     out = tmp_path / "grouped.jsonl"
-    info = build_grouped_mix(mix, out=out, summary=tmp_path / "summary.json", model_folder=str(tiny[arch]))
+    info = build_grouped_mix(mix, out=out, summary=tmp_path / "summary.json", model_folder=str(tiny[arch]),
+                             image_root=tiny["image_root"])
     records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     source_ids = [orjson.loads(line)["id"] for line in train_mix.read_bytes().splitlines()]
     assert Counter(i for r in records for i in r["ids"]) == Counter(source_ids)
@@ -154,7 +155,8 @@ def test_conversations_fit_max_length_as_the_template_encodes_them_with_loss_on_
     template = load_template(mix, str(tiny[arch]), {})
     tokenizer = template.tokenizer
     for record in records:
-        encoded = template.encode({"messages": record["messages"], "images": record["images"]})
+        encoded = template.encode({"messages": record["messages"],
+                                   "images": [str(tiny["image_root"] / name) for name in record["images"]]})
         assert len(encoded["input_ids"]) <= max_length, record["id"]
         answers = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
         spans = label_spans(encoded["labels"])
@@ -175,7 +177,8 @@ def test_the_grouping_job_writes_the_same_bytes_for_the_same_inputs_and_seed(tin
     for run in ("first", "second"):
         out = tmp_path / run / "grouped.jsonl"
         result = run_cli("group-conversations", "--spec", json.dumps(mix.as_dict()), "--cache-dir", tmp_path / "cache",
-                         "--out", out, "--summary", out.with_suffix(".summary.json"))
+                         "--image-root", tiny["image_root"], "--out", out,
+                         "--summary", out.with_suffix(".summary.json"))
         assert result.returncode == 0, result.stderr[-2000:]
         outputs.append((out.read_bytes(), out.with_suffix(".summary.json").read_bytes()))
     assert outputs[0] == outputs[1]

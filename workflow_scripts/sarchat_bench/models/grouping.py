@@ -426,7 +426,7 @@ def build_grouped_mix(mix: GroupedMix, *, out, summary, model_folder: str, load:
         records.append(record)
         estimates.append(estimate)
         turns.append(n)
-    checked = check_longest(template, records, estimates, turns, mix.max_length)
+    checked = check_longest(template, records, estimates, turns, mix.max_length, image_root, mix.dataset)
     write_jsonl(out, records)
     images = image_samples(items, mix.grouping, turn_tokens=turn_tokens, shared_of=shared.__getitem__,
                            seed=mix.seed)
@@ -446,15 +446,17 @@ def build_grouped_mix(mix: GroupedMix, *, out, summary, model_folder: str, load:
     return info
 
 
-def check_longest(template, records: list[dict], estimates: list[int], turns: list[int], max_length: int
-                  ) -> list[dict]:
-    """Encode the longest conversations in full, with their images: each must fit max_length
-    (a single turn over it is that sample's own length, as in the paper's recipe)."""
+def check_longest(template, records: list[dict], estimates: list[int], turns: list[int], max_length: int,
+                  image_root: str | os.PathLike | None = None, source: str | os.PathLike = "") -> list[dict]:
+    """Encode the longest conversations in full, with their images (below `image_root`): each
+    must fit max_length (a single turn over it is that sample's own length, as in the paper's
+    recipe)."""
     longest = sorted((i for i, n in enumerate(turns) if n > 1), key=lambda i: (-estimates[i], i))[:CHECKED_LONGEST]
     checked = []
     for i in longest:
         record = records[i]
-        encoded = len(template.encode({"messages": record["messages"], "images": record["images"]})["input_ids"])
+        images = [image_file(name, image_root, source, record["id"]) for name in record["images"]]
+        encoded = len(template.encode({"messages": record["messages"], "images": images})["input_ids"])
         checked.append({"id": record["id"], "estimate": estimates[i], "encoded": encoded})
         if encoded > max_length:
             raise GroupingError(f"conversation {record['id']} ({len(record['ids'])} turns) encodes to {encoded} "
