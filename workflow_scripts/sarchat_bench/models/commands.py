@@ -55,8 +55,8 @@ def train(args) -> None:
              help="what the file is made from: data, grouping, max_length, seed, the model (GroupedMix)"),
          arg("--source-info", help="prefetch manifest of a hub model (its local snapshot)"),
          arg("--cache-dir", required=True, help="the model cache"),
-         arg("--image-root", help="where the records' relative image paths are (default: $ROOT_IMAGE_DIR); "
-                                  "read only for records whose truth does not give the image's size"),
+         arg("--image-root", help="where the records' relative image paths are (default: $ROOT_IMAGE_DIR): "
+                                  "the longest conversations are encoded with their images"),
          arg("--out", required=True, help="the grouped training file (JSONL)"),
          arg("--summary", required=True, help="what it holds, the tokens of an epoch, what was checked (JSON)"))
 def group_conversations(args) -> None:
