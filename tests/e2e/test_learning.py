@@ -31,7 +31,7 @@ MODELS = """
 demo: {seed: 3, images: {train: 4, val: 2, test: 16}}
 run: [tiny-learner, tiny-learner-grouped, tiny-learner-untrained]
 models:
-  tiny-learner:
+  tiny-learner: &learner
     family: Tiny LLaVA-1.5 (random weights, 64 wide)
     params_b: 0.0002
     source: {tiny: llava1_5_hf_wide}
@@ -43,15 +43,9 @@ models:
                  save_steps: 500, logging_steps: 20, torch_dtype: float32, gpus: 0, cpus_per_gpu: 1, mem_mb: 4000,
                  runtime: 30}
     infer: &infer {torch_dtype: float32, max_new_tokens: 64, gpus: 0, cpus_per_gpu: 1, mem_mb: 4000, runtime: 30}
-  tiny-learner-grouped:
-    family: Tiny LLaVA-1.5 (random weights, 64 wide)
-    params_b: 0.0002
-    source: {tiny: llava1_5_hf_wide}
-    model_type: llava1_5_hf
-    template: llava1_5_hf
-    train_data: learning/train.jsonl
+  tiny-learner-grouped:  # the same model and samples, grouped into one conversation per image
+    <<: *learner
     train: {<<: *fit, grouping: all}
-    infer: *infer
   tiny-learner-untrained:
     family: Tiny LLaVA-1.5 (random weights, 64 wide)
     params_b: 0.0002

@@ -39,7 +39,7 @@ from sarchat_bench.core.io import iter_jsonl, write_json, write_jsonl
 from sarchat_bench.core.seeds import derive_seed
 from sarchat_bench.core.workstate import digest
 from sarchat_bench.models.registry import entry, model_path, run_models
-from sarchat_bench.paper.records import image_file
+from sarchat_bench.paper.records import image_file, written_size
 
 log = logging.getLogger(__name__)
 
@@ -357,34 +357,31 @@ class TemplateLengths:
         return self.image_sizes[width, height]
 
 
-def image_size(truth: dict | None, name: str, image_root: str | os.PathLike | None = None,
-               source: str | os.PathLike = "", record: str | None = None) -> tuple[int, int]:
-    """An image's size: from the record's truth where the dataset build wrote it, else from the
-    file's header (a relative name below `image_root`, paper.records.image_file)."""
-    if truth and "width" in truth and "height" in truth:
-        return int(truth["width"]), int(truth["height"])
+def image_size(rec: dict | None, name: str, image_root: str | os.PathLike | None = None,
+               source: str | os.PathLike = "", where: str | None = None) -> tuple[int, int]:
+    """An image's size: as the dataset build wrote it into the record (paper.records.written_size),
+    else from the file's header (a relative name below `image_root`, paper.records.image_file)."""
+    size = written_size(rec) if rec else None
+    if size:
+        return size
     from PIL import Image
 
-    path = image_file(name, image_root, source, record)
+    path = image_file(name, image_root, source, where)
     try:
         with Image.open(path) as im:
             return im.size
     except OSError as err:
-        raise InputError(source or path, f"cannot read the size of image {path} ({err})", record) from None
+        raise InputError(source or path, f"cannot read the size of image {path} ({err})", where) from None
 
 
 def image_sizes(path, images: set[str], image_root: str | os.PathLike | None = None) -> dict[str, tuple[int, int]]:
     """The sizes of `images`, from the records' truth (one more pass over the file), else from
     the image files below `image_root`."""
-    import orjson
-
     sizes: dict[str, tuple[int, int]] = {}
     for record in iter_jsonl(path):
         paths = record.get("images") or ()
         if len(paths) == 1 and paths[0] in images and paths[0] not in sizes:
-            truth = record.get("truth")
-            sizes[paths[0]] = image_size(orjson.loads(truth) if isinstance(truth, str) else truth, paths[0],
-                                         image_root, path, record.get("id"))
+            sizes[paths[0]] = image_size(record, paths[0], image_root, path, record.get("id"))
     for image in images - sizes.keys():
         sizes[image] = image_size(None, image, image_root, path)
     return sizes

@@ -28,7 +28,7 @@ from sarchat_bench.core.workstate import claim_folder, digest, file_digest
 from sarchat_bench.models.grouping import grouping_of, image_size
 from sarchat_bench.models.jobs import JOB_CHECK_KEYS, ModelJob
 from sarchat_bench.models.sources import OFFLINE, cache_env, local_model, source_identity
-from sarchat_bench.paper.records import IMAGE_ROOT_ENV
+from sarchat_bench.paper.records import IMAGE_ROOT_ENV, written_size
 
 log = logging.getLogger(__name__)
 
@@ -202,14 +202,12 @@ def record_shapes(dataset: str | os.PathLike, image_root: str | os.PathLike | No
     for line, rec in enumerate(iter_jsonl(dataset), start=1):
         try:
             messages = [(m["role"], m["content"]) for m in rec["messages"]]
-            truth = orjson.loads(rec["truth"]) if isinstance(rec.get("truth"), str) else {}
-            paths = rec.get("images", [])
+            written = written_size(rec)
             image_sizes = []
-            written = truth if len(paths) == 1 and "width" in truth else None
-            for path in paths:
-                if written or path not in sizes:
-                    sizes[path] = image_size(written, path, image_root, dataset, f"line {line}")
-                image_sizes.append(sizes[path])
+            for path in rec.get("images", []):
+                if written is None and path not in sizes:
+                    sizes[path] = image_size(None, path, image_root, dataset, f"line {line}")
+                image_sizes.append(written or sizes[path])
         except (KeyError, TypeError, orjson.JSONDecodeError) as err:
             raise InputError(dataset, f"cannot size the record ({type(err).__name__}: {err})",
                              record=f"line {line}") from None

@@ -46,6 +46,16 @@ def parse_truth(text: str) -> dict:
     return orjson.loads(text)
 
 
+def written_size(rec: dict) -> tuple[int, int] | None:
+    """The image size the dataset build writes into a one-image record's truth; None where the
+    record has no such size (another tool's file, several images)."""
+    truth = rec.get("truth")
+    if len(rec.get("images") or ()) != 1 or not truth:
+        return None
+    truth = parse_truth(truth) if isinstance(truth, str) else truth
+    return (int(truth["width"]), int(truth["height"])) if "width" in truth and "height" in truth else None
+
+
 def record(rid: str, task: str, cell: str, question: str, answer: str, image, truth: dict | str,
            images: list | None = None) -> dict:
     """One ms-swift record plus our metadata. Ground truth lives in `truth` (never `objects`,
