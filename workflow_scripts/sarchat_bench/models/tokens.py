@@ -188,22 +188,29 @@ def _token_num(env, direct: str, pixels: str, factor: int, default: int) -> int:
     return default
 
 
+def _closest_grid(grids, width, height, tile_area):
+    """The grid (columns, rows) whose aspect ratio is closest to the image's, in `grids`' order;
+    on a tie, the later one where the image covers more than half of its tiles. The rule both
+    ms-swift's InternVL tiling and transformers' GOT-OCR2 one use (their candidates' order differs)."""
+    aspect_ratio, area = width / height, width * height
+    best_diff, best = float("inf"), (1, 1)
+    for grid in grids:
+        diff = abs(aspect_ratio - grid[0] / grid[1])
+        if diff < best_diff:
+            best_diff, best = diff, grid
+        elif diff == best_diff and area > 0.5 * tile_area * grid[0] * grid[1]:
+            best = grid
+    return best
+
+
 # ---------------------------------------------------------------------------- InternVL2.5 (swift)
 def _swift_internvl_blocks(width, height, image_size, max_num, min_num=1):
     """swift/template/vision_utils.py:36-82 (_find_closest_aspect_ratio, _dynamic_preprocess)."""
-    aspect_ratio = width / height
     # a set, then a stable sort by area: the same iteration order as ms-swift's code
     target_ratios = set((i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1)  # noqa: C401
                         for j in range(1, n + 1) if min_num <= i * j <= max_num)
     target_ratios = sorted(target_ratios, key=lambda x: x[0] * x[1])
-    best_diff, best = float("inf"), (1, 1)
-    area = width * height
-    for ratio in target_ratios:
-        diff = abs(aspect_ratio - ratio[0] / ratio[1])
-        if diff < best_diff:
-            best_diff, best = diff, ratio
-        elif diff == best_diff and area > 0.5 * image_size * image_size * ratio[0] * ratio[1]:
-            best = ratio
+    best = _closest_grid(target_ratios, width, height, image_size * image_size)
     blocks = best[0] * best[1]
     return blocks + 1 if blocks != 1 else 1  # thumbnail when more than one tile (use_thumbnail=True)
 
@@ -223,15 +230,7 @@ def _hf_optimal_grid(width, height, tile_h, tile_w, min_tiles, max_tiles):
     grids = [(w, h) for w in range(1, max_tiles + 1) for h in range(1, max_tiles + 1)
              if min_tiles <= w * h <= max_tiles]
     grids.sort(key=lambda x: x[0] * x[1])
-    aspect_ratio, area = width / height, width * height
-    best_diff, best = float("inf"), (1, 1)
-    for grid in grids:
-        diff = abs(aspect_ratio - grid[0] / grid[1])
-        if diff < best_diff:
-            best_diff, best = diff, grid
-        elif diff == best_diff and area > 0.5 * tile_h * tile_w * grid[0] * grid[1]:
-            best = grid
-    return best
+    return _closest_grid(grids, width, height, tile_h * tile_w)
 
 
 def _internvl_hf(width, height, env, p):
