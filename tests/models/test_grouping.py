@@ -26,6 +26,8 @@ from sarchat_bench.models.grouping import (
     grouped_records,
     image_sizes,
     load_template,
+    reordered,
+    turn_passes,
 )
 from support import CONFIG
 from support.commands import run_cli
@@ -104,6 +106,34 @@ def test_turn_order_is_seeded_per_image_and_every_sample_appears_once():
     assert messages[0]["content"].startswith("<image>") and all("<image>" not in m["content"] for m in messages[1:])
 
 
+def test_each_pass_of_a_longer_run_has_every_conversations_turns_in_an_order_of_its_own():
+    records = grouped(samples(), "identify", budget=20 + 2 * 10)
+    passes = list(turn_passes(records, 40))
+    assert passes == list(turn_passes(records, 40)) and len(passes) == 40 * len(records)
+    assert passes[:len(records)] == records  # the first pass is the grouped file as written
+    blocks = [passes[k * len(records):(k + 1) * len(records)] for k in range(40)]
+    turns = [(m["content"].removeprefix("<image>"), a["content"]) for r in records
+             for m, a in zip(r["messages"][::2], r["messages"][1::2])]
+    openers = set()
+    for block in blocks:
+        for record, written in zip(block, records):
+            assert record["images"] == written["images"] and sorted(record["ids"]) == sorted(written["ids"])
+            assert record["id"] == (record["ids"][0] if len(record["ids"]) == 1
+                                    else f"{record['ids'][0]}+{len(record['ids']) - 1}")
+            messages = record["messages"]
+            assert [m["role"] for m in messages] == ["user", "assistant"] * len(record["ids"])
+            assert messages[0]["content"].startswith("<image>")
+            assert all("<image>" not in m["content"] for m in messages[1:])
+            if len(record["ids"]) == 1:
+                assert record == written  # single-turn records stay as they are
+            openers.add(record["ids"][0])
+        # A question keeps its answer: the pass holds the same turns, in other orders.
+        assert sorted((m["content"].removeprefix("<image>"), a["content"]) for r in block
+                      for m, a in zip(r["messages"][::2], r["messages"][1::2])) == sorted(turns)
+    assert openers == {i for r in records for i in r["ids"]}  # over the passes, every question opens one
+    assert reordered(records[0], 0) is records[0]
+
+
 def test_identify_grouping_leaves_the_other_tasks_single_turn():
     records = grouped(samples(), "identify")
     single = [r for r in records if len(r["ids"]) == 1]
@@ -154,7 +184,8 @@ def test_conversations_fit_max_length_as_the_template_encodes_them_with_loss_on_
     assert info["conversations"] > len({r["images"][0] for r in records})  # some images needed several
     template = load_template(mix, str(tiny[arch]), {})
     tokenizer = template.tokenizer
-    for record in records:
+    # A later pass of a longer run reorders each conversation's turns: the same fit and labels.
+    for record in [*records, *(reordered(r, 1) for r in records if len(r["ids"]) > 1)]:
         encoded = template.encode({"messages": record["messages"],
                                    "images": [str(tiny["image_root"] / name) for name in record["images"]]})
         assert len(encoded["input_ids"]) <= max_length, record["id"]

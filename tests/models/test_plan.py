@@ -14,6 +14,7 @@ from sarchat_bench.models.plan import (
     Recipe,
     SampledSet,
     cheapest_recipe,
+    epochs_run,
     gpu_hours,
     model_lengths,
     optimizer_steps,
@@ -42,6 +43,9 @@ def test_gpu_hours_steps_and_the_cheapest_recipe():
     assert gpu_hours(recipe, 2, 1.0, A100) == pytest.approx(6 * 2e9 * 1e9 / (312e12 * 0.3) / 3600)
     assert optimizer_steps(1000, PAPER) == math.ceil(1000 / 32)
     assert optimizer_steps(1000, {**PAPER, "max_steps": 7}) == 7
+    # max_steps overrides the epochs, fewer or more, as the trainer does
+    assert epochs_run(1000, PAPER) == 1.0 and epochs_run(1000, {**PAPER, "max_steps": 7}) == 7 * 32 / 1000
+    assert epochs_run(1000, {**PAPER, "max_steps": 100}) == 3.2
     lengths = Lengths([100, 300], [1.0, 1.0])
     cheapest = cheapest_recipe({"single-turn": lengths}, PAPER, packable=False)
     assert cheapest.flops_per_token_n == 4  # gradient checkpointing costs a forward more

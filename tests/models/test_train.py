@@ -9,9 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
+from sarchat_bench.models.jobs import JobSpec, ModelJob, Resources, RunOptions
 from sarchat_bench.models.sources import OFFLINE
 from sarchat_bench.models.tokens import Conversations, TextTokens, processor_params
-from sarchat_bench.models.train import job_env, latest_checkpoint, master_port, record_shapes, sft_command
+from sarchat_bench.models.train import (
+    job_env,
+    latest_checkpoint,
+    master_port,
+    record_shapes,
+    sft_command,
+    training_file,
+)
 from support.commands import cli
 
 pytestmark = pytest.mark.swift
@@ -49,6 +57,36 @@ def test_the_cheaper_recipes_reach_swift_as_its_options(tmp_path):
     assert "--padding_free true" in command(padding_free=True)
     kept = command({"attn_impl": "flash_attention_2"}, packing=True)
     assert "--attn_impl flash_attention_2" in kept and "flash_attn " not in kept + " "
+
+
+def test_a_grouped_run_of_several_epochs_reads_the_grouped_file_once_per_pass(tmp_path):
+    conversations = [{"id": f"a{i}+1", "ids": [f"a{i}", f"b{i}"], "images": [f"{i}.jpg"], "task": "count",
+                      "messages": [{"role": "user", "content": f"<image>qa{i}"}, {"role": "assistant", "content": "x"},
+                                   {"role": "user", "content": f"qb{i}"}, {"role": "assistant", "content": "y"}]}
+                     for i in range(10)]
+    grouped = tmp_path / "grouped.jsonl"
+    grouped.write_text("".join(json.dumps(c, sort_keys=True, separators=(",", ":")) + "\n" for c in conversations))
+
+    def read(gpus=0, **settings):
+        train = {"grouping": "all", "num_train_epochs": 1, "per_device_train_batch_size": 2,
+                 "gradient_accumulation_steps": 2, **settings}
+        spec = JobSpec("m", "qwen2_vl", "qwen2_vl", {"tiny": "qwen2_vl"}, {}, {}, "default", train, gpus)
+        job = ModelJob("m", "train", spec, RunOptions({}, str(tmp_path / "cache")), Resources(gpus, 1, 1000, 10))
+        return training_file(job, str(grouped), tmp_path / "m" / "work")
+
+    passes_file = tmp_path / "m" / "turn_passes.jsonl"
+    assert read() == (str(grouped), {}) and not passes_file.exists()  # one epoch: the file as it is
+    assert read(max_steps=2) == (str(grouped), {})  # 8 of 10 conversations
+    # 3 epochs: three passes, the first the file as written, one epoch over them.
+    assert read(num_train_epochs=3) == (str(passes_file), {"num_train_epochs": 1.0})
+    lines = passes_file.read_bytes().splitlines()
+    assert len(lines) == 30 and b"\n".join(lines[:10]) + b"\n" == grouped.read_bytes()
+    assert lines[10:20] != lines[:10] and lines[20:] != lines[10:20]
+    # max_steps decides how far the run goes (25 steps of 4 conversations, 2 GPUs: 20 passes).
+    assert read(gpus=2, max_steps=25) == (str(passes_file), {})
+    assert len(passes_file.read_bytes().splitlines()) == 200
+    assert read(num_train_epochs=2.5) == (str(passes_file), {"num_train_epochs": 2.5 / 3})
+    assert read(grouping="none", num_train_epochs=3) == (str(grouped), {})
 
 
 @pytest.mark.parametrize("arch,message", [

@@ -266,9 +266,12 @@ def conversation(samples: list[Sample]) -> dict:
         messages += [{"role": "user", "content": (IMAGE_TAG if i == 0 else "") + s.question},
                      {"role": "assistant", "content": s.answer}]
     ids = [s.id for s in samples]
-    return {"id": ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}",
-            "task": "+".join(sorted({s.task for s in samples})), "ids": ids, "messages": messages,
-            "images": [samples[0].image]}
+    return {"id": conversation_id(ids), "task": "+".join(sorted({s.task for s in samples})), "ids": ids,
+            "messages": messages, "images": [samples[0].image]}
+
+
+def conversation_id(ids: Sequence[str]) -> str:
+    return ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
 
 
 def grouped_records(items: list, grouping: str, *, turn_tokens: Sequence[int], shared_of, seed: int,
@@ -304,6 +307,37 @@ def image_samples(items: list, grouping: str, *, turn_tokens: Sequence[int], sha
     return [ImageSamples(shared_of(image), [(items[p].task, turn_tokens[p])
                                             for p in turn_order(image, grouped.get(image, []), seed) + rest[image]])
             for image in dict.fromkeys([*grouped, *rest])]
+
+
+# ------------------------------------------------------------------ runs of more than one epoch
+def reordered(record: dict, pass_index: int) -> dict:
+    """A conversation of the grouped file with its turns in the order of pass `pass_index` (0:
+    as written): the same samples, so the same tokens and the same image, shuffled with a seed
+    derived from the pass and the conversation; a single-turn record is returned as it is."""
+    ids = record.get("ids", [])
+    if pass_index == 0 or len(ids) < 2:
+        return record
+    messages = record["messages"]
+    turns = [(ids[k], messages[2 * k]["content"].removeprefix(IMAGE_TAG) if k == 0 else messages[2 * k]["content"],
+              messages[2 * k + 1]["content"]) for k in range(len(ids))]
+    random.Random(derive_seed(pass_index, "turn order", record["id"])).shuffle(turns)
+    reordered_messages = []
+    for k, (_, question, answer) in enumerate(turns):
+        reordered_messages += [{"role": "user", "content": (IMAGE_TAG if k == 0 else "") + question},
+                               {"role": "assistant", "content": answer}]
+    order = [sample for sample, _, _ in turns]
+    return {**record, "id": conversation_id(order), "ids": order, "messages": reordered_messages}
+
+
+def turn_passes(records: Sequence[dict], passes: int) -> Iterator[dict]:
+    """The grouped file once per pass of a run that goes through it `passes` times, each later
+    pass with every conversation's turns in an order of its own. A fixed order would let a run
+    of many epochs meet a question only ever after the same earlier turns of its image, and a
+    small model learns its answer for that context alone (docs/decisions.md, D18); a sampler
+    reshuffles single-turn samples every epoch, and this reshuffles the turns."""
+    for pass_index in range(passes):
+        for record in records:
+            yield reordered(record, pass_index)
 
 
 # ------------------------------------------------------------------ counting with the template

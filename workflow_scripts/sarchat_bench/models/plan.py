@@ -154,20 +154,24 @@ def significant(value: float, digits: int = 3) -> float:
     return float(f"{value:.{digits}g}")
 
 
+def global_batch(train: dict) -> int:
+    """Samples per optimizer step: the micro-batch, accumulated, on every GPU."""
+    return train["per_device_train_batch_size"] * train["gradient_accumulation_steps"] * max(1, train["gpus"])
+
+
 def optimizer_steps(samples: float, train: dict) -> int:
     """Steps of one run: max_steps when set, else epochs x ceil(samples / global batch)."""
     if train.get("max_steps"):
         return int(train["max_steps"])
-    global_batch = train["per_device_train_batch_size"] * train["gradient_accumulation_steps"] * max(1, train["gpus"])
-    return math.ceil(train["num_train_epochs"] * math.ceil(samples / global_batch))
+    return math.ceil(train["num_train_epochs"] * math.ceil(samples / global_batch(train)))
 
 
 def epochs_run(samples: float, train: dict) -> float:
-    """Epochs one run goes through: max_steps cuts it short."""
+    """Epochs one run goes through: max_steps, when set, decides (the trainer's rule: it
+    overrides num_train_epochs, fewer epochs or more)."""
     if not train.get("max_steps") or not samples:
         return float(train["num_train_epochs"])
-    global_batch = train["per_device_train_batch_size"] * train["gradient_accumulation_steps"] * max(1, train["gpus"])
-    return min(float(train["num_train_epochs"]), train["max_steps"] * global_batch / samples)
+    return train["max_steps"] * global_batch(train) / samples
 
 
 def summary_records(paths: list) -> Counter:

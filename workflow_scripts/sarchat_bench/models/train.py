@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
 import shlex
@@ -23,10 +24,11 @@ from pathlib import Path
 import orjson
 
 from sarchat_bench.core.errors import InputError, SarchatError
-from sarchat_bench.core.io import atomic_output, save_figure, write_json
+from sarchat_bench.core.io import atomic_output, iter_jsonl, save_figure, write_json, write_jsonl
 from sarchat_bench.core.workstate import claim_folder, digest, file_digest
-from sarchat_bench.models.grouping import grouping_of, image_size
+from sarchat_bench.models.grouping import grouping_of, image_size, turn_passes
 from sarchat_bench.models.jobs import JOB_CHECK_KEYS, ModelJob
+from sarchat_bench.models.plan import epochs_run
 from sarchat_bench.models.sources import OFFLINE, cache_env, local_model, source_identity
 from sarchat_bench.paper.records import IMAGE_ROOT_ENV, written_size
 
@@ -195,8 +197,6 @@ def record_shapes(dataset: str | os.PathLike, image_root: str | os.PathLike | No
     """Each training record's image sizes and (role, content) messages. SARChat records carry
     their image's size in `truth`; another file's images are read for their size (header only,
     once per file), relative paths below `image_root` (paper.records.image_file)."""
-    from sarchat_bench.core.io import iter_jsonl
-
     sizes: dict[str, tuple[int, int]] = {}
     shapes = []
     for line, rec in enumerate(iter_jsonl(dataset), start=1):
@@ -249,6 +249,27 @@ def check_overlong(job: ModelJob, counted: dict) -> None:
             f"({image_size_knob(job.spec.template)}), or raise max_overlong_fraction")
 
 
+def training_file(job: ModelJob, dataset: str, work_dir) -> tuple[str, dict]:
+    """What `swift sft` reads, and the settings it reads it with. A grouped file that the run
+    goes through more than once is written out once per pass, each with its conversations'
+    turns in another order (models.grouping.turn_passes), beside the work folder; the run then
+    counts one epoch over that file where it counted epochs over the grouped one."""
+    settings = job.spec.settings
+    if grouping_of(settings) == "none":
+        return dataset, {}
+    records = list(iter_jsonl(dataset))
+    passes = math.ceil(epochs_run(len(records), {**settings, "gpus": job.spec.gpus or 0}) - 1e-9)
+    if passes <= 1:
+        return dataset, {}
+    passes_file = Path(work_dir).with_name("turn_passes.jsonl")
+    write_jsonl(passes_file, turn_passes(records, passes))
+    log.info("%s: the run goes through the %d conversations of %s %d times; each pass has its own turn order "
+             "(%s)", job.model, len(records), dataset, passes, passes_file)
+    if settings.get("max_steps"):
+        return str(passes_file), {}
+    return str(passes_file), {"num_train_epochs": settings["num_train_epochs"] / passes}
+
+
 def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) -> dict:
     """Run (or resume) one model's LoRA training and write the sentinel naming the adapter.
 
@@ -257,6 +278,7 @@ def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) 
     whether the checkpoints in `work_dir` may be resumed."""
     model, spec = job.model, job.spec
     model_path, load = local_model(spec, source_info, job.run.model_lock)
+    dataset, read_with = training_file(job, dataset, work_dir)
     made_from = {"spec": spec.as_dict(), "model": source_identity(model_path, spec.source),
                  "dataset": file_digest(dataset)}
     if uses_packing(spec.settings):
@@ -267,7 +289,8 @@ def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) 
     resume = latest_checkpoint(work_dir) if claim_folder(work_dir, made_from, model) else None
     options = {k: v for k, v in job.run.options.items() if k not in JOB_CHECK_KEYS}
     cmd = sft_command(model_path=model_path, model_type=spec.model_type, template=spec.template, dataset=dataset,
-                      work_dir=work_dir, settings={**spec.settings, **options}, load=load, resume_from=resume)
+                      work_dir=work_dir, settings={**spec.settings, **read_with, **options}, load=load,
+                      resume_from=resume)
     if resume and is_final(resume):
         # A job killed after its last save: resuming would train one step more than asked
         # (the trainer steps once before it checks max_steps) and call that the adapter.
@@ -296,7 +319,7 @@ def train(job: ModelJob, *, dataset: str, work_dir, sentinel, source_info=None) 
             "resumed_from": str(resume) if resume else None, "loss_points": points, "command": cmd,
             "made_from": digest(made_from), "adapter_digest": adapter_digest(final),
             "training_samples": counted["samples"], "samples_over_max_length": counted["over"],
-            "max_length": counted["max_length"]}
+            "max_length": counted["max_length"], "dataset_read": dataset}
     write_json(sentinel, info)
     return info
 
