@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sarchat_bench.core.errors import InputError
+from sarchat_bench.core.io import write_jsonl
 from sarchat_bench.models.grouping import (
     SAFETY_TOKENS,
     EpochTokens,
@@ -106,10 +107,11 @@ def test_turn_order_is_seeded_per_image_and_every_sample_appears_once():
     assert messages[0]["content"].startswith("<image>") and all("<image>" not in m["content"] for m in messages[1:])
 
 
-def test_each_pass_of_a_longer_run_has_every_conversations_turns_in_an_order_of_its_own():
+def test_each_pass_of_a_longer_run_has_every_conversations_turns_in_an_order_of_its_own(tmp_path):
     records = grouped(samples(), "identify", budget=20 + 2 * 10)
-    passes = list(turn_passes(records, 40))
-    assert passes == list(turn_passes(records, 40)) and len(passes) == 40 * len(records)
+    write_jsonl(tmp_path / "grouped.jsonl", records)
+    passes = list(turn_passes(tmp_path / "grouped.jsonl", 40))
+    assert passes == list(turn_passes(tmp_path / "grouped.jsonl", 40)) and len(passes) == 40 * len(records)
     assert passes[:len(records)] == records  # the first pass is the grouped file as written
     blocks = [passes[k * len(records):(k + 1) * len(records)] for k in range(40)]
     turns = [(m["content"].removeprefix("<image>"), a["content"]) for r in records
@@ -132,6 +134,9 @@ def test_each_pass_of_a_longer_run_has_every_conversations_turns_in_an_order_of_
                       for m, a in zip(r["messages"][::2], r["messages"][1::2])) == sorted(turns)
     assert openers == {i for r in records for i in r["ids"]}  # over the passes, every question opens one
     assert reordered(records[0], 0) is records[0]
+    # A record whose messages are not one question and one answer per sample is left as it is.
+    odd = next({**r, "messages": r["messages"][:2]} for r in records if len(r["ids"]) > 1)
+    assert reordered(odd, 3) is odd
 
 
 def test_identify_grouping_leaves_the_other_tasks_single_turn():

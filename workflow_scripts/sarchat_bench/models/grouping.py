@@ -315,7 +315,7 @@ def reordered(record: dict, pass_index: int) -> dict:
     as written): the same samples, so the same tokens and the same image, shuffled with a seed
     derived from the pass and the conversation; a single-turn record is returned as it is."""
     ids = record.get("ids", [])
-    if pass_index == 0 or len(ids) < 2:
+    if pass_index == 0 or len(ids) < 2 or len(record["messages"]) != 2 * len(ids):
         return record
     messages = record["messages"]
     turns = [(ids[k], messages[2 * k]["content"].removeprefix(IMAGE_TAG) if k == 0 else messages[2 * k]["content"],
@@ -329,14 +329,15 @@ def reordered(record: dict, pass_index: int) -> dict:
     return {**record, "id": conversation_id(order), "ids": order, "messages": reordered_messages}
 
 
-def turn_passes(records: Sequence[dict], passes: int) -> Iterator[dict]:
-    """The grouped file once per pass of a run that goes through it `passes` times, each later
-    pass with every conversation's turns in an order of its own. A fixed order would let a run
-    of many epochs meet a question only ever after the same earlier turns of its image, and a
-    small model learns its answer for that context alone (docs/decisions.md, D18); a sampler
-    reshuffles single-turn samples every epoch, and this reshuffles the turns."""
+def turn_passes(path: str | os.PathLike, passes: int) -> Iterator[dict]:
+    """The grouped file at `path` once per pass of a run that goes through it `passes` times,
+    each later pass with every conversation's turns in an order of its own (read again for each
+    pass, not held). A fixed order would let a run of many epochs meet a question only ever
+    after the same earlier turns of its image, and a small model learns its answer for that
+    context alone (docs/decisions.md, D18); a sampler reshuffles single-turn samples every
+    epoch, and this reshuffles the turns."""
     for pass_index in range(passes):
-        for record in records:
+        for record in iter_jsonl(path):
             yield reordered(record, pass_index)
 
 

@@ -25,6 +25,7 @@ import orjson
 
 from sarchat_bench.core.errors import InputError, SarchatError
 from sarchat_bench.core.io import atomic_output, iter_jsonl, save_figure, write_json, write_jsonl
+from sarchat_bench.core.sharding import record_count
 from sarchat_bench.core.workstate import claim_folder, digest, file_digest
 from sarchat_bench.models.grouping import grouping_of, image_size, turn_passes
 from sarchat_bench.models.jobs import JOB_CHECK_KEYS, ModelJob
@@ -257,14 +258,14 @@ def training_file(job: ModelJob, dataset: str, work_dir) -> tuple[str, dict]:
     settings = job.spec.settings
     if grouping_of(settings) == "none":
         return dataset, {}
-    records = list(iter_jsonl(dataset))
-    passes = math.ceil(epochs_run(len(records), {**settings, "gpus": job.spec.gpus or 0}) - 1e-9)
+    records = record_count(dataset)
+    passes = math.ceil(epochs_run(records, {**settings, "gpus": job.spec.gpus or 0}) - 1e-9)
     if passes <= 1:
         return dataset, {}
     passes_file = Path(work_dir).with_name("turn_passes.jsonl")
-    write_jsonl(passes_file, turn_passes(records, passes))
-    log.info("%s: the run goes through the %d conversations of %s %d times; each pass has its own turn order "
-             "(%s)", job.model, len(records), dataset, passes, passes_file)
+    write_jsonl(passes_file, turn_passes(dataset, passes))
+    log.info("%s: the run goes through the %d records of %s %d times; each pass has its own turn order (%s)",
+             job.model, records, dataset, passes, passes_file)
     if settings.get("max_steps"):
         return str(passes_file), {}
     return str(passes_file), {"num_train_epochs": settings["num_train_epochs"] / passes}
