@@ -1,15 +1,17 @@
 #!/usr/bin/env python
 """The GPU check's Python half (benchmarks/gpu_check.sh runs it): a tiny model trained through
-`python -m sarchat_bench train` and predicted through the workflow's inference code
-(models/predict.py predict_shard: the transformers backend, then vLLM where it imports), with
-training and inference tokens per second and peak GPU memory printed.
+`python -m sarchat_bench train` twice, on the training mix as it is (the paper's recipe) and
+grouped into one conversation per image (`grouping: all`, the file made by the workflow's own
+grouping job), then predicted through the workflow's inference code (models/predict.py
+predict_shard: the transformers backend, then vLLM where it imports), with training and
+inference tokens per second and peak GPU memory printed, and the grouped run's ratios.
 
-    python benchmarks/gpu_check.py --out DIR [--cpu-dry-run] [--steps 30] [--train '{"grouping": ...}']
+    python benchmarks/gpu_check.py --out DIR [--cpu-dry-run] [--steps 30] [--train '{"packing": true}']
 
-`--train` passes extra `train:` settings (JSON) to the training job, e.g. the grouping or packing
-options of issue #22 part B once they exist. `--cpu-dry-run` runs the same chain on the CPU in
-float32 (what the tests run); on a GPU it trains in bfloat16. The data is the generated demo
-dataset; nothing is downloaded.
+`--train` passes extra `train:` settings (JSON) to both training runs, e.g. packing or
+gradient checkpointing. `--cpu-dry-run` runs the same chain on the CPU in float32 (what the
+tests run); on a GPU it trains in bfloat16. The data is the generated demo dataset; nothing is
+downloaded.
 """
 
 from __future__ import annotations
@@ -53,45 +55,88 @@ def spec(model: Path, settings: dict, gpus: int) -> dict:
             "settings": settings}
 
 
-def train(root: Path, data: dict, model: Path, args, gpu: bool) -> dict:
+def grouped(root: Path, data: dict, model: Path) -> Path:
+    """The training mix as one conversation per image, written by the workflow's grouping job."""
+    from sarchat_bench.models.grouping import GroupedMix
+
+    mix = GroupedMix(dataset=str(data["train"]), grouping="all", max_length=2048, seed=0, model_path=str(model),
+                     model_type=ARCHITECTURE, template=ARCHITECTURE, source={"tiny": ARCHITECTURE},
+                     environment="default", env=TINY_ENV)
+    out = root / "grouped.jsonl"
+    result = subprocess.run([sys.executable, "-m", "sarchat_bench", "group-conversations", "--spec", mix.to_json(),
+                             "--cache-dir", str(root / "cache"), "--image-root", str(data["images"]), "--out",
+                             str(out), "--summary", str(out.with_suffix(".summary.json"))],
+                            env=job_environment(root), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"the grouping job failed ({result.returncode}):\n{(result.stdout + result.stderr)[-3000:]}")
+    return out
+
+
+def job_environment(root: Path) -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO / "workflow_scripts"), "MODELSCOPE_CACHE": str(root / "ms")}
+
+
+def train(root: Path, name: str, dataset: Path, data: dict, model: Path, args, gpu: bool, **recipe) -> dict:
+    """One training run through the workflow's training job (its own work folder); `recipe`:
+    the settings that make it grouped."""
     settings = {"tuner_type": "lora", "lora_rank": 8, "lora_alpha": 32, "target_modules": "all-linear",
                 "learning_rate": 1e-4, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
                 "torch_dtype": "bfloat16" if gpu else "float32", "gradient_checkpointing": True,
-                "max_steps": args.steps, "max_length": 2048, **json.loads(args.train or "{}")}
+                "max_steps": args.steps, "max_length": 2048, **recipe, **json.loads(args.train or "{}")}
     run = {"options": {"save_steps": args.steps, "logging_steps": 1}, "cache_dir": str(root / "cache"), "threads": 4,
            "image_root": str(data["images"])}
-    sentinel = root / "adapter.json"
+    folder = root / name
+    sentinel = folder / "adapter.json"
     cmd = [sys.executable, "-m", "sarchat_bench", "train", "--model", "gpu-check", "--spec",
            json.dumps(spec(model, settings, 1 if gpu else 0)), "--run", json.dumps(run),
-           "--dataset", str(data["train"]), "--work-dir", str(root / "work"), "--sentinel", str(sentinel)]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow_scripts"), "MODELSCOPE_CACHE": str(root / "ms")}
+           "--dataset", str(dataset), "--work-dir", str(folder / "work"), "--sentinel", str(sentinel)]
     start = time.monotonic()
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    result = subprocess.run(cmd, env=job_environment(root), capture_output=True, text=True)
     seconds = time.monotonic() - start
-    (root / "train.log").write_text(result.stdout + result.stderr)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
-        raise SystemExit(f"training failed ({result.returncode}); its log: {root / 'train.log'}\n"
+        raise SystemExit(f"training ({name}) failed ({result.returncode}); its log: {folder / 'train.log'}\n"
                          + (result.stdout + result.stderr)[-3000:])
-    logged = [json.loads(line) for line in (root / "work" / "logging.jsonl").read_text().splitlines()]
-    runtime = next((r["train_runtime"] for r in logged if "train_runtime" in r), seconds)
-    samples = args.steps * settings["per_device_train_batch_size"] * settings["gradient_accumulation_steps"]
-    return {"seconds": seconds, "train_runtime": runtime, "samples": samples, "settings": settings,
-            "peak_memory_gib": max((r.get("memory(GiB)", 0) for r in logged), default=0),
-            "adapter": json.loads(sentinel.read_text())}
+    logged = [json.loads(line) for line in (folder / "work" / "logging.jsonl").read_text().splitlines()]
+    adapter = json.loads(sentinel.read_text())
+    rows = args.steps * settings["per_device_train_batch_size"] * settings["gradient_accumulation_steps"]
+    tokens, turns = sequences(Path(adapter["dataset_read"]), data, model)
+    return {"seconds": seconds, "train_runtime": next((r["train_runtime"] for r in logged if "train_runtime" in r),
+                                                      seconds),
+            "rows": rows, "tokens": tokens * rows, "samples": turns * rows, "settings": settings,
+            "peak_memory_gib": max((r.get("memory(GiB)", 0) for r in logged), default=0), "adapter": adapter}
 
 
-def mean_training_tokens(data: dict, model: Path) -> float:
+def sequences(dataset: Path, data: dict, model: Path) -> tuple[float, float]:
+    """The mean tokens of the file's sequences, as the model's template makes them, and the mean
+    question-answer samples each holds."""
     from sarchat_bench.models.tokens import Conversations, TextTokens, processor_params
     from sarchat_bench.models.train import record_shapes
 
     text = TextTokens.of_model(model)
-    lengths = Conversations(ARCHITECTURE, text, TINY_ENV, processor_params(ARCHITECTURE, model, text)).lengths(
-        record_shapes(data["train"]))
-    return sum(lengths) / len(lengths)
+    shapes = record_shapes(dataset, data["images"])
+    lengths = Conversations(ARCHITECTURE, text, TINY_ENV, processor_params(ARCHITECTURE, model, text)).lengths(shapes)
+    turns = [sum(role == "assistant" for role, _ in messages) for _, messages in shapes]
+    return sum(lengths) / len(lengths), sum(turns) / len(turns)
 
 
-def infer(root: Path, data: dict, model: Path, backend: str, gpu: bool) -> dict:
-    """One shard of the identification file through predict_shard, in this process (its GPU memory is ours)."""
+def per_second(run: dict, key: str) -> float:
+    return run[key] / run["train_runtime"]
+
+
+def report_training(name: str, run: dict, steps: int) -> None:
+    adapter = run["adapter"]
+    print(f"training ({name}): {run['rows']} sequences holding {run['samples']:.0f} samples, {steps} steps in "
+          f"{run['train_runtime']:.1f} s ({per_second(run, 'tokens'):.0f} tokens/s, "
+          f"{per_second(run, 'samples'):.1f} samples/s; job {run['seconds']:.0f} s with start-up); "
+          f"peak GPU memory {run['peak_memory_gib']:.2f} GiB; samples over max_length "
+          f"{adapter['samples_over_max_length']} of {adapter['training_samples']}", flush=True)
+
+
+def infer(root: Path, data: dict, model: Path, backend: str, gpu: bool, adapter: Path) -> dict:
+    """One shard of the identification file through predict_shard with the adapter of `adapter`
+    (a training job's sentinel), in this process (its GPU memory is ours)."""
     from sarchat_bench.models.jobs import JobSpec, ModelJob, Resources, RunOptions
     from sarchat_bench.models.predict import predict_shard
 
@@ -107,7 +152,7 @@ def infer(root: Path, data: dict, model: Path, backend: str, gpu: bool) -> dict:
         torch.cuda.reset_peak_memory_stats()
     start = time.monotonic()
     summary = predict_shard(job, test=str(data["test"]), shard=(1, 1), out=str(out),
-                            partial=str(root / f"{backend}.partial.jsonl"), adapter_info=str(root / "adapter.json"))
+                            partial=str(root / f"{backend}.partial.jsonl"), adapter_info=str(adapter))
     seconds = time.monotonic() - start
     from sarchat_bench.models.tokens import TextTokens
 
@@ -126,7 +171,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="scratch folder (data, model, checkpoints, predictions)")
     parser.add_argument("--cpu-dry-run", action="store_true", help="the same chain on the CPU in float32")
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--train", default="", help="extra train: settings as JSON (e.g. part B's grouping)")
+    parser.add_argument("--train", default="", help="extra train: settings of both runs, as JSON (e.g. packing)")
     args = parser.parse_args()
     import torch
 
@@ -142,13 +187,14 @@ def main() -> None:
     device = torch.cuda.get_device_name(0) if gpu else "CPU (dry run)"
     print(f"device: {device}; torch {torch.__version__}; tiny {ARCHITECTURE}; extra train settings: "
           f"{args.train or 'none'}", flush=True)
-    trained = train(root, data, model, args, gpu)
-    tokens = mean_training_tokens(data, model) * trained["samples"]
-    print(f"training: {trained['samples']} samples, {args.steps} steps in {trained['train_runtime']:.1f} s "
-          f"({tokens / trained['train_runtime']:.0f} tokens/s, {trained['samples'] / trained['train_runtime']:.1f} "
-          f"samples/s; job {trained['seconds']:.0f} s with start-up); peak GPU memory "
-          f"{trained['peak_memory_gib']:.2f} GiB; samples over max_length "
-          f"{trained['adapter']['samples_over_max_length']} of {trained['adapter']['training_samples']}", flush=True)
+    single = train(root, "single-turn", data["train"], data, model, args, gpu)
+    report_training("single-turn", single, args.steps)
+    conversations = train(root, "grouping-all", grouped(root, data, model), data, model, args, gpu, grouping="all")
+    report_training("grouping: all", conversations, args.steps)
+    print(f"grouped / single-turn: samples per second "
+          f"{per_second(conversations, 'samples') / per_second(single, 'samples'):.2f}x, tokens per second "
+          f"{per_second(conversations, 'tokens') / per_second(single, 'tokens'):.2f}x, peak GPU memory "
+          f"{conversations['peak_memory_gib']:.2f} / {single['peak_memory_gib']:.2f} GiB", flush=True)
     backends = ["transformers"]
     try:
         import vllm  # noqa: F401
@@ -158,7 +204,7 @@ def main() -> None:
         if gpu:
             backends.append("vllm")
     for backend in backends:
-        done = infer(root, data, model, backend, gpu)
+        done = infer(root, data, model, backend, gpu, root / "single-turn" / "adapter.json")
         print(f"inference ({backend}): {done['records']} records in {done['seconds']:.1f} s "
               f"({done['generated_tokens'] / done['seconds']:.0f} generated tokens/s, "
               f"{done['records'] / done['seconds']:.1f} records/s); peak GPU memory {done['peak_memory_gib']:.2f} GiB",
