@@ -260,14 +260,20 @@ def turn_order(image: str, positions: list[int], seed: int) -> list[int]:
 
 
 def conversation(samples: list[Sample]) -> dict:
-    """One ms-swift record of the samples' turns: the image tag in the first question only."""
-    messages = []
-    for i, s in enumerate(samples):
-        messages += [{"role": "user", "content": (IMAGE_TAG if i == 0 else "") + s.question},
-                     {"role": "assistant", "content": s.answer}]
+    """One ms-swift record of the samples' turns."""
     ids = [s.id for s in samples]
     return {"id": conversation_id(ids), "task": "+".join(sorted({s.task for s in samples})), "ids": ids,
-            "messages": messages, "images": [samples[0].image]}
+            "messages": turn_messages((s.question, s.answer) for s in samples), "images": [samples[0].image]}
+
+
+def turn_messages(turns: Iterable[tuple[str, str]]) -> list[dict]:
+    """A conversation's messages from its (question, answer) turns: the image tag in the first
+    question only."""
+    messages = []
+    for i, (question, answer) in enumerate(turns):
+        messages += [{"role": "user", "content": (IMAGE_TAG if i == 0 else "") + question},
+                     {"role": "assistant", "content": answer}]
+    return messages
 
 
 def conversation_id(ids: Sequence[str]) -> str:
@@ -317,16 +323,13 @@ def reordered(record: dict, pass_index: int) -> dict:
     ids = record.get("ids", [])
     if pass_index == 0 or len(ids) < 2 or len(record["messages"]) != 2 * len(ids):
         return record
-    messages = record["messages"]
-    turns = [(ids[k], messages[2 * k]["content"].removeprefix(IMAGE_TAG) if k == 0 else messages[2 * k]["content"],
-              messages[2 * k + 1]["content"]) for k in range(len(ids))]
+    questions = [m["content"] for m in record["messages"][::2]]
+    questions[0] = questions[0].removeprefix(IMAGE_TAG)
+    turns = list(zip(ids, questions, [m["content"] for m in record["messages"][1::2]]))
     random.Random(derive_seed(pass_index, "turn order", record["id"])).shuffle(turns)
-    reordered_messages = []
-    for k, (_, question, answer) in enumerate(turns):
-        reordered_messages += [{"role": "user", "content": (IMAGE_TAG if k == 0 else "") + question},
-                               {"role": "assistant", "content": answer}]
     order = [sample for sample, _, _ in turns]
-    return {**record, "id": conversation_id(order), "ids": order, "messages": reordered_messages}
+    return {**record, "id": conversation_id(order), "ids": order,
+            "messages": turn_messages((question, answer) for _, question, answer in turns)}
 
 
 def turn_passes(path: str | os.PathLike, passes: int) -> Iterator[dict]:

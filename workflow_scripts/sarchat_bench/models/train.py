@@ -259,6 +259,7 @@ def training_file(job: ModelJob, dataset: str, work_dir) -> tuple[str, dict]:
     if grouping_of(settings) == "none":
         return dataset, {}
     records = record_count(dataset)
+    # (less a rounding error's worth: 250.0000001 epochs are 250 passes)
     passes = math.ceil(epochs_run(records, {**settings, "gpus": job.spec.gpus or 0}) - 1e-9)
     if passes <= 1:
         return dataset, {}
